@@ -1,0 +1,61 @@
+/**
+ * The one database interface every feature uses. Two drivers implement it (PGlite embedded, pg for a
+ * PostgreSQL server) and return the same JS types: int8 and numeric as numbers, timestamps as UTC Dates,
+ * json/jsonb parsed.
+ */
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+export type DbDriver = 'pglite' | 'postgres';
+
+export interface Db extends Queryable {
+  readonly driver: DbDriver;
+  /** Runs fn in one transaction on one connection: committed if it resolves, rolled back if it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Bulk-loads rows with COPY FROM STDIN (text format); values are encoded by encodeCopyValue. */
+  copyRows(table: string, columns: readonly string[], rows: readonly (readonly unknown[])[]): Promise<number>;
+  /** Idempotent; queries after close fail with SB_ERR_CLOSED. */
+  close(): Promise<void>;
+}
+
+const identifier = /^[a-z_][a-z0-9_]*$/;
+
+/** COPY cannot take parameters for table and column names, so they are checked against a strict pattern. */
+export function copyStatement(table: string, columns: readonly string[], source: string): string {
+  for (const name of [table, ...columns]) {
+    if (!identifier.test(name)) throw new Error(`Invalid SQL identifier for COPY: ${name}`);
+  }
+  return `COPY ${table} (${columns.join(', ')}) FROM ${source}`;
+}
+
+/** Encodes one value for COPY's text format: \N for null, backslash escapes for the delimiters. */
+export function encodeCopyValue(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  let text: string;
+  if (value instanceof Date) text = value.toISOString();
+  else if (typeof value === 'object') text = JSON.stringify(value);
+  else text = String(value);
+  return text.replace(/[\\\t\n\r]/g, (c) =>
+    c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
+  );
+}
+
+export function encodeCopyRows(rows: readonly (readonly unknown[])[]): string {
+  let out = '';
+  for (const row of rows) out += `${row.map(encodeCopyValue).join('\t')}\n`;
+  return out;
+}
+
+/** PostgreSQL type OIDs whose default JS mapping differs between the two drivers. */
+export const typeOids = { int8: 20, numeric: 1700, timestamp: 1114 } as const;
+
+/** `timestamp without time zone` values are stored in UTC (every session runs with TimeZone=UTC). */
+export const parseUtcTimestamp = (text: string): Date => new Date(`${text.replace(' ', 'T')}Z`);
