@@ -84,18 +84,23 @@ export const updateServerSchema = z.strictObject({
   enabled: z.boolean().optional(),
 });
 
+/** The `{ "mcpServers": { … } }` file of MCP clients; unknown keys of an entry (e.g. `type`) are tolerated. */
 export const importSchema = z.strictObject({
   mcpServers: z.record(
-    z.string().min(1).max(255),
-    z.union([
-      z.looseObject({
-        command: z.string().min(1).max(4096),
-        args: z.array(z.string()).optional(),
+    name,
+    z
+      .looseObject({
+        command: z.string().min(1).max(4096).optional(),
+        args: z.array(z.string().max(16_384)).max(256).optional(),
         env: stringMap.optional(),
-        cwd: z.string().optional(),
+        cwd: z.string().max(4096).optional(),
+        url: z.url({ protocol: /^https?$/ }).optional(),
+        headers: stringMap.optional(),
+        disabled: z.boolean().optional(),
+      })
+      .refine((e) => (e.command === undefined) !== (e.url === undefined), {
+        message: 'an entry needs either command (stdio) or url (streamable-http)',
       }),
-      z.looseObject({ url: z.url({ protocol: /^https?$/ }), headers: stringMap.optional() }),
-    ]),
   ),
 });
 
@@ -103,6 +108,7 @@ export const serverIdParams = z.strictObject({ id: z.coerce.number().int().posit
 
 export type CreateServerInput = z.infer<typeof createServerSchema>;
 export type UpdateServerInput = z.infer<typeof updateServerSchema>;
+export type ImportFile = z.infer<typeof importSchema>;
 
 /** A server as stored (secrets included): what the pool connects with. Never sent to clients as is. */
 export interface ServerRecord {

@@ -1,0 +1,121 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Config } from './config.js';
+import type { Db } from './db/db.js';
+import { loadMigrations, migrate } from './db/migrator.js';
+import { openDb } from './db/open-db.js';
+import { HubEventBus } from './events/hub-events.js';
+import { EventRecorder } from './events/recorder.js';
+import { registerBearerAuth, resolveApiToken } from './http/auth.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import { registerHealthRoutes } from './http/health.js';
+import { registerMetrics } from './http/metrics-routes.js';
+import { registerOpenApi } from './http/openapi.js';
+import { createLogger, type Logger } from './logger.js';
+import { UpstreamPool } from './mcp/upstream-pool.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { migrationsDir, projectRoot } from './paths.js';
+import { exampleServers } from './servers/example-servers.js';
+import { serverRoutes } from './servers/routes.js';
+import { ServerRegistry } from './servers/service.js';
+import { version } from './version.js';
+
+export interface Hub {
+  config: Config;
+  log: Logger;
+  db: Db;
+  events: HubEventBus;
+  metrics: Metrics;
+  recorder: EventRecorder;
+  registry: ServerRegistry;
+  pool: UpstreamPool;
+  apiToken: { token: string; generated: boolean };
+}
+
+export interface BuildOptions {
+  /** Root logger; one is created from config.logLevel when absent. */
+  log?: Logger;
+  /** An already open database (tests); the hub then does not close it. */
+  db?: Db;
+}
+
+/** Builds the whole hub without listening: tests call inject() on it, main.ts calls listen(). */
+export async function buildApp(
+  config: Config,
+  options: BuildOptions = {},
+): Promise<{ app: FastifyInstance; hub: Hub }> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const db = options.db ?? (await openDb(config));
+  const migrations = await loadMigrations(migrationsDir);
+  const applied = await migrate(db, migrations);
+  if (applied.length > 0) log.info({ applied, driver: db.driver }, 'database migrated');
+
+  const metrics = createMetrics();
+  const events = new HubEventBus((err) => log.error({ err }, 'event listener failed'));
+  const recorder = new EventRecorder({
+    db,
+    events,
+    metrics,
+    log: log.child({ module: 'recorder' }),
+    enabled: config.recordEvents,
+  });
+  recorder.start();
+
+  const registry = new ServerRegistry(db, events, config.stdioAllow);
+  const pool = new UpstreamPool({
+    loadServer: (id) => registry.record(id),
+    events,
+    metrics,
+    log: log.child({ module: 'upstream' }),
+    projectRoot,
+    stdioAllow: config.stdioAllow,
+    onConnected: (serverId, info) => {
+      registry.recordProtocol(serverId, info.protocolVersion, info.protocolEra).catch((err: unknown) => {
+        log.warn({ err, serverId }, 'could not store the negotiated protocol version');
+      });
+    },
+  });
+  registry.attachRuntime(pool);
+  if (config.seedExamples) {
+    const seeded = await registry.seedIfEmpty(exampleServers);
+    if (seeded.length > 0)
+      log.info({ servers: seeded.map((s) => `${s.id}:${s.name}`) }, 'registered the example servers');
+  }
+
+  const apiToken = await resolveApiToken(config.apiToken, config.dataDir);
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(app);
+  registerMetrics(app, metrics);
+  registerBearerAuth(app, apiToken.token);
+  await registerOpenApi(app, version);
+  registerHealthRoutes(app, db, migrations);
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (!req.url.startsWith('/api/')) return;
+    events.emit({
+      type: 'api_call',
+      source: 'rest',
+      ok: reply.statusCode < 400,
+      durationMs: Math.round(reply.elapsedTime),
+      data: { method: req.method, route: req.routeOptions.url ?? null, status: reply.statusCode },
+    });
+  });
+
+  await app.register(serverRoutes(registry, pool));
+
+  // Fastify runs onClose hooks after in-flight requests finish; resources close in reverse order of creation.
+  app.addHook('onClose', async () => {
+    await pool.close();
+    await recorder.close();
+    if (!options.db) await db.close();
+  });
+
+  return { app, hub: { config, log, db, events, metrics, recorder, registry, pool, apiToken } };
+}

@@ -1,0 +1,18 @@
+import type { FastifyInstance } from 'fastify';
+import type { Db } from '../db/db.js';
+import { type Migration, migrationsCurrent } from '../db/migrator.js';
+
+export function registerHealthRoutes(app: FastifyInstance, db: Db, migrations: readonly Migration[]): void {
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    try {
+      const current = await migrationsCurrent(db, migrations);
+      if (!current) return reply.status(503).send({ status: 'not ready', reason: 'migrations pending' });
+      return { status: 'ready', database: db.driver };
+    } catch (err) {
+      return reply
+        .status(503)
+        .send({ status: 'not ready', reason: `database unreachable: ${(err as Error).message}` });
+    }
+  });
+}
