@@ -14,8 +14,8 @@ import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { projectRoot } from '../src/paths.js';
 import { createPostgresDatabase } from '../test/helpers/db.js';
+import { type Child, freePort, rssMb, startChild, waitForHttp } from '../test/helpers/processes.js';
 import { nowMs, printTable, ratioLine, type Summary, summarize, throughput } from './lib/measure.js';
-import { type Child, freePort, rssMb, startChild, waitForHttp } from './lib/processes.js';
 
 const reps = Number(process.env.BENCH_REPS ?? 3);
 const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
