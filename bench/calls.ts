@@ -91,6 +91,8 @@ async function startHub(env: Record<string, string>): Promise<HubProcess> {
     SWITCHBOARD_DATA_DIR: dataDir,
     SWITCHBOARD_API_TOKEN: token,
     SWITCHBOARD_SEED_EXAMPLES: 'false',
+    // High enough never to trigger, so the limiter's cost is measured but it does not refuse calls.
+    SWITCHBOARD_RATE_LIMIT_PER_MINUTE: '100000000',
     LOG_LEVEL: 'warn',
     ...env,
   });

@@ -11,6 +11,8 @@ import { registerErrorHandling } from './http/error-handler.js';
 import { registerHealthRoutes } from './http/health.js';
 import { registerMetrics } from './http/metrics-routes.js';
 import { registerOpenApi } from './http/openapi.js';
+import { registerOriginCheck } from './http/origin-check.js';
+import { registerRateLimit } from './http/rate-limit.js';
 import { createLogger, type Logger } from './logger.js';
 import { UpstreamPool } from './mcp/upstream-pool.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -93,7 +95,9 @@ export async function buildApp(
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
   registerMetrics(app, metrics);
+  registerOriginCheck(app, config.allowedOrigins);
   registerBearerAuth(app, apiToken.token);
+  await registerRateLimit(app, config.rateLimitPerMinute);
   await registerOpenApi(app, version);
   registerHealthRoutes(app, db, migrations);
 

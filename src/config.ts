@@ -35,6 +35,7 @@ const envSchema = z.object({
     .min(1024)
     .max(64 * 1024 * 1024)
     .default(1024 * 1024),
+  SWITCHBOARD_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(100_000_000).default(60_000),
   SWITCHBOARD_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   SWITCHBOARD_RECORD_EVENTS: bool.default(true),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -56,6 +57,8 @@ export interface Config {
   readonly eventRetentionDays: number;
   readonly seedExamples: boolean;
   readonly bodyLimitBytes: number;
+  /** Requests per minute per client address on /api; 0 turns the limit off. */
+  readonly rateLimitPerMinute: number;
   readonly shutdownGraceMs: number;
   readonly recordEvents: boolean;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -105,6 +108,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     eventRetentionDays: e.SWITCHBOARD_EVENT_RETENTION_DAYS,
     seedExamples: e.SWITCHBOARD_SEED_EXAMPLES,
     bodyLimitBytes: e.SWITCHBOARD_BODY_LIMIT_BYTES,
+    rateLimitPerMinute: e.SWITCHBOARD_RATE_LIMIT_PER_MINUTE,
     shutdownGraceMs: e.SWITCHBOARD_SHUTDOWN_GRACE_MS,
     recordEvents: e.SWITCHBOARD_RECORD_EVENTS,
     logLevel: e.LOG_LEVEL,

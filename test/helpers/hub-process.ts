@@ -28,6 +28,7 @@ export async function startHubProcess(
     HOST: '127.0.0.1',
     SWITCHBOARD_DATA_DIR: dir,
     SWITCHBOARD_API_TOKEN: processToken,
+    SWITCHBOARD_RATE_LIMIT_PER_MINUTE: '100000000',
     LOG_LEVEL: 'warn',
     ...env,
   });
