@@ -99,7 +99,11 @@ export async function serveFixtures(routes: Record<string, Route>): Promise<Fixt
 
 /** The structured result of a successful tool call, failing the test with the tool's message otherwise. */
 export function structured<T = Record<string, unknown>>(result: unknown): T {
-  const r = result as { isError?: boolean; structuredContent?: unknown; content?: { type: string; text?: string }[] };
+  const r = result as {
+    isError?: boolean;
+    structuredContent?: unknown;
+    content?: { type: string; text?: string }[];
+  };
   if (r.isError) throw new Error(`tool error: ${r.content?.map((c) => c.text).join(' ')}`);
   if (r.structuredContent === undefined) throw new Error('no structuredContent in the result');
   return r.structuredContent as T;
