@@ -233,7 +233,7 @@ const META_TEMPLATES = [
 
 const INTRO_SENTENCES: readonly (readonly string[])[] = [
   [
-    '{Topic} is one of those subjects that looks simple until you try to get it right.',
+    '{topic} is one of those subjects that looks simple until you try to get it right.',
     'Getting {topic} right can make a real difference, yet it is often overlooked.',
     'Few things pay off as steadily as a good grasp of {topic}.',
     'If you have ever wondered how {topic} really works, you are not alone.',
@@ -275,13 +275,13 @@ const CLOSING_HEADINGS = ['Conclusion', 'Key Takeaways', 'Wrapping Up', 'Next St
 const KEYWORD_POINTS: readonly (readonly string[])[] = [
   ['What {kw} means for {topic}', 'How {kw} relates to {topic}', 'Where {kw} fits in {topic}'],
   ['Common mistakes with {kw}', 'Pitfalls to avoid with {kw}', 'What usually goes wrong with {kw}'],
-  ['A worked example of {kw}', 'Practical examples of {kw}', '{Kw} in a real project'],
+  ['A worked example of {kw}', 'Practical examples of {kw}', '{kw} in a real project'],
 ];
 const KEYWORD_PARAGRAPHS: readonly (readonly string[])[] = [
   [
-    '{Kw} is a core part of {topic}.',
+    '{kw} is a core part of {topic}.',
     'No discussion of {topic} is complete without {kw}.',
-    '{Kw} shapes much of what makes {topic} work.',
+    '{kw} shapes much of what makes {topic} work.',
   ],
   [
     'Start by checking how {kw} is handled today, then fix the biggest gap first.',
@@ -389,12 +389,14 @@ export function generateContent(request: ContentRequest): GeneratedContent {
   sections.push({
     heading: fill(wording.pick(CLOSING_HEADINGS), values),
     points: [fill(wording.pick(['Summarise the main points on {topic}', 'Recap what matters most']), values)],
-    paragraph: fill(
-      wording.pick([
-        '{Topic} rewards steady attention. Start with {kw}, keep what works, and build from there.',
-        'There is no single trick to {topic}: start with {kw} and improve a little at a time.',
-      ]),
-      values,
+    paragraph: sentenceCase(
+      fill(
+        wording.pick([
+          '{topic} rewards steady attention. Start with {kw}, keep what works, and build from there.',
+          'There is no single trick to {topic}: start with {kw} and improve a little at a time.',
+        ]),
+        values,
+      ),
     ),
   });
 
