@@ -1,0 +1,738 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type {
+  CallToolResult,
+  Client,
+  Implementation,
+  PriorDiscovery,
+  Progress,
+  RequestOptions,
+  Tool,
+} from '@modelcontextprotocol/client';
+import { HubError, isHubError } from '../errors.js';
+import type { CallOutcome, EventSource, HubEventBus } from '../events/hub-events.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { type EffectiveServerConfig, effectiveConfig, type ServerRecord } from '../servers/payloads.js';
+import type { BackoffOptions } from './backoff.js';
+import { classifyError, classifyResult } from './classify-outcome.js';
+import { ConcurrencyGate } from './concurrency-gate.js';
+import { ConnectionSet, ConnectionSetClosedError, raceAbort } from './connection-set.js';
+import type { UpstreamConnection, UpstreamNotification } from './upstream-connection.js';
+import { resolveTransportSpec, type TransportSpec, transportFingerprint } from './upstream-transport.js';
+
+export type { UpstreamNotification } from './upstream-connection.js';
+
+export interface UpstreamPoolOptions {
+  loadServer: (id: number) => Promise<ServerRecord | undefined>;
+  events: HubEventBus;
+  metrics: Metrics;
+  log: Logger;
+  /** Default cwd of stdio servers, and what a relative cwd is resolved against. */
+  projectRoot: string;
+  /** Commands stdio servers may run; empty allows any. */
+  stdioAllow: readonly string[];
+  clientInfo?: Implementation;
+  /** What every stdio child gets besides its own env. Default: the hub's PATH, and nothing else. */
+  childEnv?: Readonly<Record<string, string>>;
+  onConnected?: (serverId: number, info: ConnectedInfo) => void;
+  /** How long invalidate() lets calls running on the old connections finish. Default 5 s. */
+  drainMs?: number;
+  backoff?: BackoffOptions;
+  /** How long a remembered protocol-era verdict is reused before probing again. Default 1 h. */
+  verdictTtlMs?: number;
+}
+
+export interface ConnectedInfo {
+  protocolVersion: string;
+  protocolEra: 'legacy' | 'modern';
+}
+
+/** Per-call options; the ids are recorded with the call's event. */
+export interface CallOptions {
+  /** Aborting it cancels the call: the upstream request is cancelled (notifications/cancelled). */
+  signal?: AbortSignal;
+  /** Progress notifications of the upstream request. */
+  onProgress?: (progress: Progress) => void;
+  source?: EventSource;
+  clientId?: string;
+  streamId?: string;
+  bundleId?: string;
+}
+
+export interface ToolCallResult {
+  /** The MCP result as the server sent it (including a tool error's `isError: true`). */
+  result: CallToolResult;
+  outcome: 'success' | 'tool_error';
+  ok: boolean;
+  durationMs: number;
+}
+
+// A type alias, not an interface: it must stay assignable to Record<string, unknown> (the registry's view).
+export type PoolStatus = {
+  connected: boolean;
+  connections: number;
+  inFlight: number;
+  queued: number;
+  protocolVersion: string | null;
+  protocolEra: string | null;
+  lastError: string | null;
+  /** Pids of the live stdio children. */
+  pids: number[];
+};
+
+/** MCP requests other than tool calls, for streams and the gateway; params and results as in the SDK. */
+interface RequestKinds {
+  'list-resources': {
+    params: Parameters<Client['listResources']>[0];
+    result: Awaited<ReturnType<Client['listResources']>>;
+  };
+  'list-resource-templates': {
+    params: Parameters<Client['listResourceTemplates']>[0];
+    result: Awaited<ReturnType<Client['listResourceTemplates']>>;
+  };
+  'read-resource': {
+    params: Parameters<Client['readResource']>[0];
+    result: Awaited<ReturnType<Client['readResource']>>;
+  };
+  'list-prompts': {
+    params: Parameters<Client['listPrompts']>[0];
+    result: Awaited<ReturnType<Client['listPrompts']>>;
+  };
+  'get-prompt': {
+    params: Parameters<Client['getPrompt']>[0];
+    result: Awaited<ReturnType<Client['getPrompt']>>;
+  };
+  ping: { params: undefined; result: Awaited<ReturnType<Client['ping']>> };
+}
+export type RequestKind = keyof RequestKinds;
+export type RequestParams<K extends RequestKind> = RequestKinds[K]['params'];
+export type RequestResult<K extends RequestKind> = RequestKinds[K]['result'];
+
+type NotificationListener = (notification: UpstreamNotification) => void;
+
+interface ServerEntry {
+  id: number;
+  record: ServerRecord;
+  config: EffectiveServerConfig;
+  name: string;
+  log: Logger;
+  gate: ConcurrencyGate;
+  /** Undefined for a disabled server. */
+  connections: ConnectionSet | undefined;
+  tools: Tool[] | undefined;
+  toolsLoading: Promise<Tool[]> | undefined;
+  /** Bumped by tools/list_changed so that a listing already under way does not overwrite the news. */
+  toolsGeneration: number;
+  /** Replaced by invalidate() or close(): takes no new calls. */
+  retired: boolean;
+  protocolVersion: string | null;
+  protocolEra: 'legacy' | 'modern' | null;
+}
+
+/** Sent between the layers of one call when its server entry was replaced under it: try the new one. */
+class Reroute extends Error {}
+
+const defaultVerdictTtlMs = 3_600_000;
+
+/**
+ * The upstream MCP servers, one entry per server shared by every caller (REST, streams, bundles,
+ * gateway): lazily connected, `instances` connections behind one `max_concurrency` gate with a bounded
+ * queue, call timeouts reset by progress up to a total, retries only where the request cannot have been
+ * processed, cancellation passed upstream, and one `tool_call` event plus metrics per tool call.
+ */
+export class UpstreamPool {
+  /** Called when a server's negotiated protocol differs from what its record holds (to persist it). */
+  onConnected: ((serverId: number, info: ConnectedInfo) => void) | undefined;
+
+  readonly #o: UpstreamPoolOptions;
+  readonly #log: Logger;
+  readonly #clientInfo: Implementation;
+  readonly #childEnv: Readonly<Record<string, string>>;
+  readonly #entries = new Map<number, ServerEntry>();
+  readonly #loading = new Map<number, Promise<ServerEntry>>();
+  /** Bumped by invalidate(): a load that started before is stale. */
+  readonly #epochs = new Map<number, number>();
+  readonly #subscribers = new Map<number, Set<NotificationListener>>();
+  readonly #verdicts = new Map<number, { fingerprint: string; verdict: PriorDiscovery; at: number }>();
+  readonly #retiring = new Set<Promise<void>>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: UpstreamPoolOptions) {
+    this.#o = options;
+    this.#log = options.log.child({ module: 'upstream' });
+    this.#clientInfo = options.clientInfo ?? {
+      name: 'switchboard',
+      version: packageVersion(options.projectRoot),
+    };
+    // The one place the pool looks at the hub's environment: PATH, so that `node`, `npx`, `uvx` resolve.
+    this.#childEnv = options.childEnv ?? (process.env.PATH === undefined ? {} : { PATH: process.env.PATH });
+    this.onConnected = options.onConnected;
+  }
+
+  /** Calls a tool. A tool error (`isError`) is returned, not thrown; every other failure throws a HubError. */
+  async callTool(
+    serverId: number,
+    name: string,
+    args: Record<string, unknown> | undefined,
+    opts: CallOptions = {},
+  ): Promise<ToolCallResult> {
+    const started = performance.now();
+    const holder: { entry?: ServerEntry } = {};
+    const what = `server ${serverId} tool ${name}`;
+    try {
+      const result = await this.#run(serverId, what, opts, holder, (conn, ro) =>
+        conn.client.callTool({ name, arguments: args ?? {} }, ro),
+      );
+      const { outcome, ok } = classifyResult(result);
+      const durationMs = performance.now() - started;
+      this.#recordCall(
+        serverId,
+        holder.entry,
+        name,
+        outcome,
+        ok,
+        null,
+        durationMs,
+        opts,
+        args,
+        result,
+        undefined,
+      );
+      return { result, outcome, ok, durationMs };
+    } catch (err) {
+      const c = classifyError(err, {
+        what,
+        cancelled: opts.signal?.aborted === true,
+        closing: this.#closing !== undefined,
+      });
+      const durationMs = performance.now() - started;
+      this.#recordCall(
+        serverId,
+        holder.entry,
+        name,
+        c.outcome,
+        false,
+        c.error.code,
+        durationMs,
+        opts,
+        args,
+        undefined,
+        c.error,
+      );
+      throw c.error;
+    }
+  }
+
+  /** The server's tools: cached per server, dropped on notifications/tools/list_changed and invalidate(). */
+  async listTools(serverId: number, opts: { signal?: AbortSignal; refresh?: boolean } = {}): Promise<Tool[]> {
+    const entry = await this.#entry(serverId);
+    if (!opts.refresh && entry.tools) return entry.tools;
+    if (!entry.toolsLoading) {
+      const generation = entry.toolsGeneration;
+      // Shared by every caller waiting for the list, so it does not take any one caller's signal.
+      const loading = this.#request(serverId, 'tools/list', {}, (conn, ro) =>
+        conn.client.listTools(undefined, { ...ro, cacheMode: 'bypass' }),
+      ).then((r) => {
+        if (generation === entry.toolsGeneration && !entry.retired) entry.tools = r.tools;
+        return r.tools;
+      });
+      entry.toolsLoading = loading;
+      loading.then(
+        () => {
+          if (entry.toolsLoading === loading) entry.toolsLoading = undefined;
+        },
+        () => {
+          if (entry.toolsLoading === loading) entry.toolsLoading = undefined;
+        },
+      );
+    }
+    return raceAbort(entry.toolsLoading, opts.signal, `server ${serverId} tools/list`);
+  }
+
+  /** Any other MCP request (resources, prompts, ping), with the server's timeout, gate and retries. */
+  request<K extends RequestKind>(
+    serverId: number,
+    kind: K,
+    params: RequestParams<K>,
+    opts: Pick<CallOptions, 'signal' | 'onProgress'> = {},
+  ): Promise<RequestResult<K>> {
+    const call = (conn: UpstreamConnection, ro: RequestOptions): Promise<unknown> => {
+      const c = conn.client;
+      switch (kind) {
+        case 'list-resources':
+          return c.listResources(params as RequestParams<'list-resources'>, { ...ro, cacheMode: 'bypass' });
+        case 'list-resource-templates':
+          return c.listResourceTemplates(params as RequestParams<'list-resource-templates'>, {
+            ...ro,
+            cacheMode: 'bypass',
+          });
+        case 'read-resource':
+          return c.readResource(params as RequestParams<'read-resource'>, { ...ro, cacheMode: 'bypass' });
+        case 'list-prompts':
+          return c.listPrompts(params as RequestParams<'list-prompts'>, { ...ro, cacheMode: 'bypass' });
+        case 'get-prompt':
+          return c.getPrompt(params as RequestParams<'get-prompt'>, ro);
+        case 'ping':
+          return c.ping(ro);
+        default:
+          throw new HubError('SB_ERR_VALIDATION', `unknown request kind ${String(kind)}`);
+      }
+    };
+    return this.#request(serverId, kind, opts, call) as Promise<RequestResult<K>>;
+  }
+
+  /** Server notifications (logging, list and resource changes) of one server; returns the unsubscribe. */
+  subscribe(serverId: number, listener: NotificationListener): () => void {
+    let set = this.#subscribers.get(serverId);
+    if (!set) {
+      set = new Set();
+      this.#subscribers.set(serverId, set);
+    }
+    set.add(listener);
+    return () => {
+      const current = this.#subscribers.get(serverId);
+      current?.delete(listener);
+      if (current?.size === 0) this.#subscribers.delete(serverId);
+    };
+  }
+
+  /**
+   * Forgets a server's record and connections (after update, disable or delete): the next call loads the
+   * record again and connects with it. Calls already running get `drainMs` to finish on the old
+   * connections; calls still waiting for a slot move over to the new entry.
+   */
+  async invalidate(serverId: number): Promise<void> {
+    this.#epochs.set(serverId, (this.#epochs.get(serverId) ?? 0) + 1);
+    this.#loading.delete(serverId);
+    const entry = this.#entries.get(serverId);
+    if (!entry) return;
+    this.#entries.delete(serverId);
+    await this.#retire(entry, this.#o.drainMs ?? 5_000);
+  }
+
+  status(serverId: number): PoolStatus {
+    const entry = this.#entries.get(serverId);
+    if (!entry) {
+      return {
+        connected: false,
+        connections: 0,
+        inFlight: 0,
+        queued: 0,
+        protocolVersion: null,
+        protocolEra: null,
+        lastError: null,
+        pids: [],
+      };
+    }
+    const conns = entry.connections;
+    return {
+      connected: (conns?.size ?? 0) > 0,
+      connections: conns?.size ?? 0,
+      inFlight: entry.gate.inFlight,
+      queued: entry.gate.queued,
+      protocolVersion: entry.protocolVersion,
+      protocolEra: entry.protocolEra,
+      lastError: conns?.lastError ?? null,
+      pids: conns?.pids ?? [],
+    };
+  }
+
+  /** Closes every connection and child process. Idempotent; later calls fail with SB_ERR_CLOSED. */
+  close(): Promise<void> {
+    if (!this.#closing) {
+      const entries = [...this.#entries.values()];
+      this.#entries.clear();
+      this.#loading.clear();
+      this.#closing = (async () => {
+        await Promise.allSettled([...entries.map((e) => this.#retire(e, 0)), ...this.#retiring]);
+        this.#log.info('upstream pool closed');
+      })();
+    }
+    return this.#closing;
+  }
+
+  // --- internals -----------------------------------------------------------------------------------
+
+  #assertOpen(): void {
+    if (this.#closing) throw new HubError('SB_ERR_CLOSED', 'The upstream pool');
+  }
+
+  /** A request that is not a tool call: metrics, no event (streams and the gateway record their own). */
+  async #request<T>(
+    serverId: number,
+    method: string,
+    opts: Pick<CallOptions, 'signal' | 'onProgress'>,
+    fn: (conn: UpstreamConnection, ro: RequestOptions) => Promise<T>,
+  ): Promise<T> {
+    const started = performance.now();
+    const what = `server ${serverId} ${method}`;
+    const holder: { entry?: ServerEntry } = {};
+    try {
+      const value = await this.#run(serverId, what, opts, holder, fn);
+      this.#observe(holder.entry, method, 'success', performance.now() - started);
+      return value;
+    } catch (err) {
+      const c = classifyError(err, {
+        what,
+        cancelled: opts.signal?.aborted === true,
+        closing: this.#closing !== undefined,
+      });
+      this.#observe(holder.entry, method, c.outcome, performance.now() - started);
+      throw c.error;
+    }
+  }
+
+  /** One call through the server's gate and connections, re-routed if the server is reconfigured meanwhile. */
+  async #run<T>(
+    serverId: number,
+    what: string,
+    opts: Pick<CallOptions, 'signal' | 'onProgress'>,
+    holder: { entry?: ServerEntry },
+    fn: (conn: UpstreamConnection, ro: RequestOptions) => Promise<T>,
+  ): Promise<T> {
+    for (let reroutes = 0; ; reroutes++) {
+      this.#assertOpen();
+      const entry = await raceAbort(this.#entry(serverId), opts.signal, what);
+      holder.entry = entry;
+      if (!entry.connections)
+        throw new HubError('SB_ERR_SERVER_DISABLED', `${entry.record.name} (${serverId})`);
+      const deadline = performance.now() + entry.config.max_total_timeout_ms;
+      let release = entry.gate.tryAcquire();
+      try {
+        release ??= await this.#waitForSlot(entry, opts.signal, entry.config.max_total_timeout_ms, what);
+      } catch (err) {
+        if (entry.retired && !this.#closing && !opts.signal?.aborted && reroutes < 3) continue;
+        throw err;
+      }
+      try {
+        return await this.#attempts(entry, entry.connections, what, opts, deadline, fn);
+      } catch (err) {
+        if (err instanceof Reroute && reroutes < 3) continue;
+        if (err instanceof Reroute)
+          throw new HubError('SB_ERR_UPSTREAM_UNAVAILABLE', `${what}: server reconfigured`);
+        throw err;
+      } finally {
+        release();
+      }
+    }
+  }
+
+  async #waitForSlot(entry: ServerEntry, signal: AbortSignal | undefined, maxWaitMs: number, what: string) {
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), maxWaitMs);
+    timer.unref();
+    try {
+      return await entry.gate.acquire(signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal);
+    } catch (err) {
+      if (timeout.signal.aborted && !signal?.aborted) {
+        throw new HubError('SB_ERR_UPSTREAM_TIMEOUT', `${what}: no free slot within ${maxWaitMs} ms`, {
+          maxConcurrency: entry.gate.limit,
+        });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs the call, retrying (up to `retries`) only when the connection failed before any answer. */
+  async #attempts<T>(
+    entry: ServerEntry,
+    connections: ConnectionSet,
+    what: string,
+    opts: Pick<CallOptions, 'signal' | 'onProgress'>,
+    deadline: number,
+    fn: (conn: UpstreamConnection, ro: RequestOptions) => Promise<T>,
+  ): Promise<T> {
+    const cfg = entry.config;
+    for (let attempt = 0; ; attempt++) {
+      const remaining = deadline - performance.now();
+      if (remaining <= 0)
+        throw new HubError('SB_ERR_UPSTREAM_TIMEOUT', `${what}: ${cfg.max_total_timeout_ms} ms in total`);
+      let conn: UpstreamConnection;
+      try {
+        conn = await connections.acquire(opts.signal, Math.min(cfg.timeout_ms, remaining));
+      } catch (err) {
+        if (err instanceof ConnectionSetClosedError && entry.retired && !this.#closing) throw new Reroute();
+        // A connect that failed sent nothing: as safe to retry as it gets.
+        if (
+          isHubError(err) &&
+          err.code === 'SB_ERR_UPSTREAM_UNAVAILABLE' &&
+          attempt < cfg.retries &&
+          !opts.signal?.aborted
+        ) {
+          entry.log.debug({ attempt: attempt + 1, err: err.message }, 'retrying after failed connect');
+          continue;
+        }
+        throw err;
+      }
+      let answered = false;
+      const ro: RequestOptions = {
+        signal: opts.signal,
+        timeout: Math.min(cfg.timeout_ms, remaining),
+        resetTimeoutOnProgress: true,
+        maxTotalTimeout: remaining,
+        // Always asked for: the progress token is what lets a slow tool keep its call alive.
+        onprogress: (progress) => {
+          answered = true;
+          opts.onProgress?.(progress);
+        },
+      };
+      try {
+        const value = await fn(conn, ro);
+        connections.noteHealthy();
+        return value;
+      } catch (err) {
+        const c = classifyError(err, { what, cancelled: opts.signal?.aborted === true });
+        if (c.connectionLost) {
+          connections.discard(conn, c.error.message);
+          if (!answered && !opts.signal?.aborted && !this.#closing) {
+            if (entry.retired) throw new Reroute();
+            if (attempt < cfg.retries) {
+              entry.log.debug(
+                { attempt: attempt + 1, err: c.error.message },
+                'retrying after lost connection',
+              );
+              continue;
+            }
+          }
+        } else if (c.outcome === 'protocol_error') {
+          connections.noteHealthy();
+        }
+        throw err;
+      } finally {
+        connections.release(conn);
+      }
+    }
+  }
+
+  async #entry(serverId: number): Promise<ServerEntry> {
+    const existing = this.#entries.get(serverId);
+    if (existing) return existing;
+    let loading = this.#loading.get(serverId);
+    if (!loading) {
+      loading = this.#load(serverId);
+      this.#loading.set(serverId, loading);
+      const clear = () => {
+        if (this.#loading.get(serverId) === loading) this.#loading.delete(serverId);
+      };
+      loading.then(clear, clear);
+    }
+    return loading;
+  }
+
+  async #load(serverId: number): Promise<ServerEntry> {
+    const epoch = this.#epochs.get(serverId) ?? 0;
+    const record = await this.#o.loadServer(serverId);
+    this.#assertOpen();
+    if (!record) throw new HubError('SB_ERR_NOT_FOUND', `Server ${serverId}`);
+    if ((this.#epochs.get(serverId) ?? 0) !== epoch) return this.#entry(serverId);
+    const already = this.#entries.get(serverId);
+    if (already) return already;
+    const entry = this.#createEntry(record);
+    this.#entries.set(serverId, entry);
+    return entry;
+  }
+
+  #createEntry(record: ServerRecord): ServerEntry {
+    const id = record.id;
+    const config = effectiveConfig(record.config);
+    const name = `server ${id}`;
+    const log = this.#log.child({ serverId: id });
+    const labels = { server: String(id) };
+    const m = this.#o.metrics;
+    const gInFlight = m.poolInFlight.labels(labels);
+    const gQueued = m.poolQueued.labels(labels);
+    const gConnections = m.poolConnections.labels(labels);
+    const reconnects = m.poolReconnects.labels(labels);
+    // The spec is resolved before anything is cached: a command outside the allow-list fails every call.
+    const spec: TransportSpec | undefined = record.enabled
+      ? resolveTransportSpec(record, {
+          projectRoot: this.#o.projectRoot,
+          stdioAllow: this.#o.stdioAllow,
+          baseEnv: this.#childEnv,
+        })
+      : undefined;
+    const entry: ServerEntry = {
+      id,
+      record,
+      config,
+      name,
+      log,
+      gate: new ConcurrencyGate({
+        name,
+        limit: config.max_concurrency,
+        maxQueue: config.max_queue,
+        onChange: () => {
+          if (entry.retired) return;
+          gInFlight.set(entry.gate.inFlight);
+          gQueued.set(entry.gate.queued);
+        },
+      }),
+      connections: undefined,
+      tools: undefined,
+      toolsLoading: undefined,
+      toolsGeneration: 0,
+      retired: false,
+      protocolVersion: record.protocolVersion,
+      protocolEra:
+        record.protocolEra === 'legacy' || record.protocolEra === 'modern' ? record.protocolEra : null,
+    };
+    if (spec) {
+      const fingerprint = transportFingerprint(spec);
+      const ttl = this.#o.verdictTtlMs ?? defaultVerdictTtlMs;
+      entry.connections = new ConnectionSet({
+        name,
+        spec,
+        instances: config.instances,
+        idleTimeoutMs: config.idle_timeout_ms,
+        connectTimeoutMs: config.timeout_ms,
+        clientInfo: this.#clientInfo,
+        log,
+        ...(this.#o.backoff ? { backoff: this.#o.backoff } : {}),
+        verdict: {
+          get: () => {
+            const v = this.#verdicts.get(id);
+            return v && v.fingerprint === fingerprint && Date.now() - v.at < ttl ? v.verdict : undefined;
+          },
+          set: (verdict) => {
+            if (verdict) this.#verdicts.set(id, { fingerprint, verdict, at: Date.now() });
+            else this.#verdicts.delete(id);
+          },
+        },
+        onNotification: (n) => this.#onNotification(entry, n),
+        onConnected: (conn) => this.#onConnectionReady(entry, conn),
+        onReconnect: () => reconnects.inc(),
+        onCountChange: () => {
+          if (!entry.retired) gConnections.set(entry.connections?.size ?? 0);
+        },
+      });
+    }
+    return entry;
+  }
+
+  #retire(entry: ServerEntry, graceMs: number): Promise<void> {
+    entry.retired = true;
+    const closing = this.#closing !== undefined;
+    entry.gate.close(
+      new HubError('SB_ERR_CLOSED', closing ? 'The upstream pool' : `${entry.name} (reconfigured)`),
+    );
+    const done = (entry.connections?.close(graceMs) ?? Promise.resolve()).then(() => {
+      if (!this.#entries.has(entry.id)) {
+        const labels = { server: String(entry.id) };
+        this.#o.metrics.poolConnections.set(labels, 0);
+        this.#o.metrics.poolInFlight.set(labels, 0);
+        this.#o.metrics.poolQueued.set(labels, 0);
+      }
+    });
+    this.#retiring.add(done);
+    done.finally(() => this.#retiring.delete(done)).catch(() => {});
+    return done;
+  }
+
+  #onConnectionReady(entry: ServerEntry, conn: UpstreamConnection): void {
+    const protocolVersion = conn.protocolVersion;
+    const protocolEra = conn.protocolEra;
+    if (!protocolVersion || !protocolEra) return;
+    if (protocolVersion === entry.protocolVersion && protocolEra === entry.protocolEra) return;
+    entry.protocolVersion = protocolVersion;
+    entry.protocolEra = protocolEra;
+    try {
+      this.onConnected?.(entry.id, { protocolVersion, protocolEra });
+    } catch (err) {
+      entry.log.warn({ err }, 'onConnected listener failed');
+    }
+  }
+
+  #onNotification(entry: ServerEntry, notification: UpstreamNotification): void {
+    if (notification.method === 'notifications/tools/list_changed') {
+      entry.toolsGeneration++;
+      entry.tools = undefined;
+    }
+    const listeners = this.#subscribers.get(entry.id);
+    if (!listeners) return;
+    for (const listener of listeners) {
+      try {
+        listener(notification);
+      } catch (err) {
+        entry.log.warn({ err, method: notification.method }, 'notification subscriber failed');
+      }
+    }
+  }
+
+  #observe(entry: ServerEntry | undefined, tool: string, outcome: CallOutcome, durationMs: number): void {
+    if (!entry) return;
+    const server = String(entry.id);
+    this.#o.metrics.upstreamCalls.inc({ server, tool, outcome });
+    this.#o.metrics.upstreamDuration.observe({ server }, durationMs / 1000);
+  }
+
+  #recordCall(
+    serverId: number,
+    entry: ServerEntry | undefined,
+    toolName: string,
+    outcome: CallOutcome,
+    ok: boolean,
+    errorCode: string | null,
+    durationMs: number,
+    opts: CallOptions,
+    args: Record<string, unknown> | undefined,
+    result: CallToolResult | undefined,
+    error: HubError | undefined,
+  ): void {
+    this.#observe(entry, toolName, outcome, durationMs);
+    const responseJson = result === undefined ? undefined : JSON.stringify(result);
+    this.#o.events.emit({
+      type: 'tool_call',
+      // An unknown id is not a row of mcp_servers: recording it as server_id would break the insert.
+      serverId: entry ? serverId : null,
+      toolName,
+      outcome,
+      ok,
+      errorCode,
+      durationMs: Math.round(durationMs),
+      configVersion: entry?.record.configVersion ?? null,
+      requestBytes: Buffer.byteLength(JSON.stringify(args ?? {})),
+      responseBytes: responseJson === undefined ? null : Buffer.byteLength(responseJson),
+      source: opts.source ?? null,
+      clientId: opts.clientId ?? null,
+      streamId: opts.streamId ?? null,
+      bundleId: opts.bundleId ?? null,
+      data: {
+        ...(entry ? {} : { serverId }),
+        arguments: args ?? {},
+        ...(result ? { result: summarize(result) } : {}),
+        ...(error ? { error: { code: error.code, message: error.message } } : {}),
+      },
+    });
+  }
+}
+
+/** What the event log keeps of a result: enough to analyse, not the whole payload (images…). */
+function summarize(result: CallToolResult): Record<string, unknown> {
+  const content = Array.isArray(result.content) ? result.content : [];
+  return {
+    ...(result.isError ? { isError: true } : {}),
+    content: content
+      .slice(0, 5)
+      .map((c) =>
+        c.type === 'text'
+          ? { type: 'text', text: c.text.length > 1000 ? `${c.text.slice(0, 1000)}…` : c.text }
+          : { type: c.type },
+      ),
+    ...(content.length > 5 ? { moreContent: content.length - 5 } : {}),
+    ...(result.structuredContent !== undefined ? { structuredContent: result.structuredContent } : {}),
+  };
+}
+
+function packageVersion(projectRoot: string): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
