@@ -73,7 +73,7 @@ export async function fetchUrl(raw: string, options: FetchUrlOptions): Promise<F
         size += chunk.byteLength;
         if (size > options.maxBytes) {
           await response.body.cancel().catch(() => {});
-          throw new FetchUrlError(`${url.href} is larger than the limit of ${options.maxBytes} bytes`);
+          throw new FetchUrlError(`${url.href} is over the limit of ${options.maxBytes} bytes`);
         }
         chunks.push(chunk);
       }

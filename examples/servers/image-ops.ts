@@ -57,7 +57,9 @@ export async function loadImage(spec: string, signal: AbortSignal): Promise<Load
   let buffer: Buffer;
   let source: string;
   if (/^https?:\/\//i.test(value)) {
-    buffer = (await fetchUrl(value, { maxBytes: MAX_IMAGE_BYTES, signal, accept: 'image/*' })).body;
+    const fetched = await fetchUrl(value, { maxBytes: MAX_IMAGE_BYTES, signal, accept: 'image/*' });
+    if (!fetched.ok) throw new ToolInputError(`Fetching ${fetched.finalUrl} answered HTTP ${fetched.status}`);
+    buffer = fetched.body;
     source = value;
   } else if (/^data:/i.test(value)) {
     buffer = decodeDataUrl(value);
@@ -103,7 +105,10 @@ async function probe(buffer: Buffer): Promise<{ format: string; width: number; h
   try {
     meta = await sharp(buffer, sharpInput).metadata();
   } catch (error) {
-    throw new ToolInputError(`Not a supported image: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    if (/pixel limit/i.test(message))
+      throw new ToolInputError(`The image is over the limit of ${MAX_PIXELS} pixels`);
+    throw new ToolInputError(`Not a supported image: ${message}`);
   }
   const { format, width, height } = meta;
   if (!format || !width || !height)
