@@ -5,6 +5,7 @@ import {
   connectExample,
   type ExampleConnection,
   exampleServerPath,
+  exitAfterStdinEnds,
   resultText,
   structured,
 } from '../helpers/example-servers.js';
@@ -62,6 +63,12 @@ describe('content server: protocol', () => {
     } finally {
       await legacy.close();
     }
+  });
+
+  it('exits by itself, with code 0, when the client closes its stdin', async () => {
+    const exit = await exitAfterStdinEnds('content');
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(exit.ms).toBeLessThan(2_000);
   });
 
   it('declares its tunables in the tool list', async () => {

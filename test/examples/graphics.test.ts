@@ -5,6 +5,7 @@ import { STDIO_MAX_MESSAGE_BYTES } from '../../examples/servers/stdio-server.js'
 import {
   connectExample,
   type ExampleConnection,
+  exitAfterStdinEnds,
   type FixtureServer,
   resultText,
   serveFixtures,
@@ -144,6 +145,12 @@ describe('graphics server: protocol', () => {
     } finally {
       await legacy.close();
     }
+  });
+
+  it('exits by itself, with code 0, when the client closes its stdin', async () => {
+    const exit = await exitAfterStdinEnds('graphics');
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(exit.ms).toBeLessThan(2_000);
   });
 
   it('lists the four tools; the single-image tools require `image` so bundles can fill it', async () => {

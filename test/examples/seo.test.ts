@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectExample,
   type ExampleConnection,
+  exitAfterStdinEnds,
   type FixtureServer,
   resultText,
   serveFixtures,
@@ -122,6 +123,7 @@ beforeAll(async () => {
     '/p1': { body: minePage(1) },
     '/p2': { body: minePage(2), delayMs: 50 },
     '/p3': { body: minePage(3) },
+    '/slow': { body: GOOD_PAGE, delayMs: 20_000 },
     '/logo.png': { body: Buffer.from([0x89, 0x50, 0x4e, 0x47]), type: 'image/png' },
   });
   seo = await connectExample('seo');
@@ -146,6 +148,12 @@ describe('seo server: protocol', () => {
     } finally {
       await legacy.close();
     }
+  });
+
+  it('exits by itself, with code 0, when the client closes its stdin', async () => {
+    const exit = await exitAfterStdinEnds('seo');
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(exit.ms).toBeLessThan(2_000);
   });
 
   it('lists analyze_seo, its alias analyze, and mine-data, with output schemas', async () => {
@@ -314,6 +322,25 @@ describe('mine-data', () => {
       await seo.client.callTool({ name: 'mine-data', arguments: { url: fixtures.url('/p1') } }),
     );
     expect(Object.keys(mined.pages[0]?.data ?? {}).sort()).toEqual(['content', 'meta', 'title']);
+  });
+});
+
+describe('cancellation', () => {
+  it('a cancelled call stops fetching, and the server keeps serving', async () => {
+    const controller = new AbortController();
+    const call = seo.client.callTool(
+      { name: 'mine-data', arguments: { urls: [fixtures.url('/slow')] } },
+      { signal: controller.signal },
+    );
+    await expect.poll(() => fixtures.requests.includes('/slow')).toBe(true);
+    controller.abort();
+    await expect(call).rejects.toThrow();
+    // The server passed the cancellation on to its fetch, which hung up on the page.
+    await expect.poll(() => fixtures.abandoned.includes('/slow'), { timeout: 5_000 }).toBe(true);
+    const a = structured<Analysis>(
+      await seo.client.callTool({ name: 'analyze_seo', arguments: { html: BAD_PAGE } }),
+    );
+    expect(a.headings.counts.h1).toBe(2);
   });
 });
 

@@ -2,6 +2,8 @@
  * Helpers for the example-server tests: spawn a BUILT example server (`npm run build` first) through the
  * SDK client, and serve fixture pages and images on 127.0.0.1.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -63,15 +65,21 @@ export interface FixtureServer {
   url: (path: string) => string;
   /** Paths requested so far, in order. */
   requests: string[];
+  /** Paths whose client went away before the answer was sent. */
+  abandoned: string[];
   close: () => Promise<void>;
 }
 
 /** Serves fixed routes on 127.0.0.1 (port 0); unknown paths get 404. */
 export async function serveFixtures(routes: Record<string, Route>): Promise<FixtureServer> {
   const requests: string[] = [];
+  const abandoned: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/';
     requests.push(path);
+    res.on('close', () => {
+      if (!res.writableFinished) abandoned.push(path);
+    });
     const route = routes[path];
     const answer = () => {
       if (!route) {
@@ -81,14 +89,17 @@ export async function serveFixtures(routes: Record<string, Route>): Promise<Fixt
       res.writeHead(route.status ?? 200, { 'content-type': route.type ?? 'text/html; charset=utf-8' });
       res.end(route.body);
     };
-    if (route?.delayMs) setTimeout(answer, route.delayMs);
-    else answer();
+    if (route?.delayMs) {
+      const timer = setTimeout(answer, route.delayMs);
+      res.on('close', () => clearTimeout(timer));
+    } else answer();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: (path) => `http://127.0.0.1:${port}${path}`,
     requests,
+    abandoned,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
@@ -116,4 +127,29 @@ export function resultText(result: unknown): string {
     .filter((c) => c.type === 'text')
     .map((c) => c.text)
     .join('\n');
+}
+
+/**
+ * Starts an example server, opens a 2025-era session, then ends its stdin as a client going away does.
+ * Resolves with the exit code and how long the exit took (the server should leave on its own, promptly).
+ */
+export async function exitAfterStdinEnds(
+  name: ExampleName,
+  timeoutMs = 5_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+  const child = spawn(process.execPath, [exampleServerPath(name)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const initialize = {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'test', version: '0' } },
+  };
+  child.stdin.write(`${JSON.stringify(initialize)}\n`);
+  await once(child.stdout, 'data');
+  const started = Date.now();
+  child.stdin.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  return { code, signal, ms: Date.now() - started };
 }
