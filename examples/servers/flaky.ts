@@ -5,6 +5,8 @@
  * connection and era instance the SDK builds in it. Run: `node dist/examples/servers/flaky.js`.
  */
 
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import {
   McpServer,
   ProtocolError,
@@ -205,7 +207,20 @@ export function createFlakyServer(): McpServer {
   return server;
 }
 
-serveStdio(() => createFlakyServer(), {
-  onerror: (error) => process.stderr.write(`[flaky] transport error: ${error.message}\n`),
-});
-process.stderr.write(`[flaky] serving on stdio (pid ${process.pid})\n`);
+/** Serves on stdio only when run as a program: tests import createFlakyServer() in-process. */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  serveStdio(() => createFlakyServer(), {
+    onerror: (error) => process.stderr.write(`[flaky] transport error: ${error.message}\n`),
+  });
+  process.stderr.write(`[flaky] serving on stdio (pid ${process.pid})\n`);
+}
