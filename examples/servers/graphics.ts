@@ -27,6 +27,7 @@ import {
   parseEffect,
 } from './image-ops.js';
 import {
+  isCallerError,
   isEntryPoint,
   jsonResult,
   mapWithLimit,
@@ -160,8 +161,7 @@ async function batch(args: z.infer<typeof batchInput>, ctx: ServerContext) {
         return { ...result, index, source: label, ok: true, error: null };
       } catch (error) {
         // One bad image is reported in its own entry; the others are still optimised.
-        if (!(error instanceof Error) || !['ToolInputError', 'FetchUrlError'].includes(error.name))
-          throw error;
+        if (!isCallerError(error)) throw error;
         return { index, source: label, ok: false, error: error.message, image: null };
       }
     },

@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CallToolResult, ContentBlock, McpServer, ServerContext } from '@modelcontextprotocol/server';
 import { StdioServerTransport, serveStdio } from '@modelcontextprotocol/server/stdio';
+import { FetchUrlError } from './fetch-url.js';
 
 /**
  * The SDK's stdio transport closes the connection when one incoming message is over 10 MB. A base64 image
@@ -72,6 +73,11 @@ export function toolError(message: string): CallToolResult {
   return { content: [{ type: 'text', text: message }], isError: true };
 }
 
+/** A failure caused by the caller's input (a bad argument, an unreachable url): not logged as unexpected. */
+export function isCallerError(error: unknown): error is Error {
+  return error instanceof ToolInputError || error instanceof FetchUrlError;
+}
+
 /**
  * Wraps a tool handler so that every failure becomes a tool error (`isError: true`) with a clear message;
  * failures that are not the caller's fault are also logged to stderr.
@@ -86,7 +92,7 @@ export function toolHandler<A>(
       return await handler(args, ctx);
     } catch (error) {
       if (ctx.mcpReq.signal.aborted) return toolError(`${tool} was cancelled`);
-      if (error instanceof ToolInputError || (error instanceof Error && error.name === 'FetchUrlError')) {
+      if (isCallerError(error)) {
         return toolError(error.message);
       }
       const message = error instanceof Error ? error.message : String(error);
