@@ -41,6 +41,11 @@ export interface UpstreamPoolOptions {
   backoff?: BackoffOptions;
   /** How long a remembered protocol-era verdict is reused before probing again. Default 1 h. */
   verdictTtlMs?: number;
+  /**
+   * Limit of a connection's start (spawn and handshake), apart from the call timeouts: `timeout_ms` is
+   * about calls, and starting a server (npx, uvx) can take longer. Default 30 s.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface ConnectedInfo {
@@ -397,7 +402,6 @@ export class UpstreamPool {
       holder.entry = entry;
       if (!entry.connections)
         throw new HubError('SB_ERR_SERVER_DISABLED', `${entry.record.name} (${serverId})`);
-      const deadline = performance.now() + entry.config.max_total_timeout_ms;
       let release = entry.gate.tryAcquire();
       try {
         release ??= await this.#waitForSlot(entry, opts.signal, entry.config.max_total_timeout_ms, what);
@@ -406,7 +410,7 @@ export class UpstreamPool {
         throw err;
       }
       try {
-        return await this.#attempts(entry, entry.connections, what, opts, deadline, fn);
+        return await this.#attempts(entry, entry.connections, what, opts, fn);
       } catch (err) {
         if (err instanceof Reroute && reroutes < 3) continue;
         if (err instanceof Reroute)
@@ -436,23 +440,24 @@ export class UpstreamPool {
     }
   }
 
-  /** Runs the call, retrying (up to `retries`) only when the connection failed before any answer. */
+  /**
+   * Runs the call, retrying (up to `retries`) only when the connection failed before any answer. Each
+   * request gets `timeout_ms`, reset by progress, up to `max_total_timeout_ms`. Opening a connection has
+   * its own limit (connectTimeoutMs); a connection that will not be retried within `timeout_ms`
+   * (backoff after failures) fails the call at once.
+   */
   async #attempts<T>(
     entry: ServerEntry,
     connections: ConnectionSet,
     what: string,
     opts: Pick<CallOptions, 'signal' | 'onProgress'>,
-    deadline: number,
     fn: (conn: UpstreamConnection, ro: RequestOptions) => Promise<T>,
   ): Promise<T> {
     const cfg = entry.config;
     for (let attempt = 0; ; attempt++) {
-      const remaining = deadline - performance.now();
-      if (remaining <= 0)
-        throw new HubError('SB_ERR_UPSTREAM_TIMEOUT', `${what}: ${cfg.max_total_timeout_ms} ms in total`);
       let conn: UpstreamConnection;
       try {
-        conn = await connections.acquire(opts.signal, Math.min(cfg.timeout_ms, remaining));
+        conn = await connections.acquire(opts.signal, cfg.timeout_ms);
       } catch (err) {
         if (err instanceof ConnectionSetClosedError && entry.retired && !this.#closing) throw new Reroute();
         // A connect that failed sent nothing: as safe to retry as it gets.
@@ -468,11 +473,17 @@ export class UpstreamPool {
         throw err;
       }
       let answered = false;
+      // The SDK checks maxTotalTimeout only when progress arrives, and then fails the request without
+      // telling the server. An abort does both right: the request is cancelled upstream, on time.
+      const total = new AbortController();
+      const totalTimer = setTimeout(
+        () => total.abort(`max_total_timeout_ms (${cfg.max_total_timeout_ms} ms) exceeded`),
+        cfg.max_total_timeout_ms,
+      );
       const ro: RequestOptions = {
-        signal: opts.signal,
-        timeout: Math.min(cfg.timeout_ms, remaining),
+        signal: opts.signal ? AbortSignal.any([opts.signal, total.signal]) : total.signal,
+        timeout: Math.min(cfg.timeout_ms, cfg.max_total_timeout_ms),
         resetTimeoutOnProgress: true,
-        maxTotalTimeout: remaining,
         // Always asked for: the progress token is what lets a slow tool keep its call alive.
         onprogress: (progress) => {
           answered = true;
@@ -502,6 +513,7 @@ export class UpstreamPool {
         }
         throw err;
       } finally {
+        clearTimeout(totalTimer);
         connections.release(conn);
       }
     }
@@ -587,7 +599,7 @@ export class UpstreamPool {
         spec,
         instances: config.instances,
         idleTimeoutMs: config.idle_timeout_ms,
-        connectTimeoutMs: config.timeout_ms,
+        connectTimeoutMs: this.#o.connectTimeoutMs ?? 30_000,
         clientInfo: this.#clientInfo,
         log,
         ...(this.#o.backoff ? { backoff: this.#o.backoff } : {}),

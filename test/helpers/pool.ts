@@ -99,18 +99,20 @@ export function createTestPool(
 
 /** Pids of this process's children (`ps --ppid`): the pool's stdio servers and anything else spawned. */
 export async function childPids(): Promise<number[]> {
+  const run = execFileP('ps', ['-o', 'pid=', '--ppid', String(process.pid)]);
+  const self = run.child.pid; // ps is a child too
   try {
-    const { stdout } = await execFileP('ps', ['-o', 'pid=', '--ppid', String(process.pid)]);
+    const { stdout } = await run;
     return stdout
       .split('\n')
       .map((s) => Number(s.trim()))
-      .filter((n) => Number.isInteger(n) && n > 0);
+      .filter((n) => Number.isInteger(n) && n > 0 && n !== self);
   } catch {
     return []; // ps exits 1 when there is no child
   }
 }
 
-/** Children that are not the `ps` of childPids() itself, and not in `except`. */
+/** Children not in `except`. */
 export async function childPidsExcept(except: readonly number[]): Promise<number[]> {
   return (await childPids()).filter((p) => !except.includes(p));
 }
