@@ -277,6 +277,7 @@ export class EventRecorder {
     this.#queued++;
     this.#accepted++;
     if (last.length === this.#batchSize) {
+      // The gauge is set per batch and per tick, not per event: it lags by less than one batch.
       this.#metrics.recorderQueue.set(this.#queued);
       this.#kick(false);
     }

@@ -3,8 +3,11 @@
  * turned into JSON that PostgreSQL's jsonb accepts. Pure: the input is never modified, and it never throws.
  *
  * Rules (documented in the README; the limits are the exported constants below):
- * - Values under secret-looking keys are replaced by "[redacted]", at any depth, in objects and arrays
- *   (see isSecretKey). Numbers under token-count keys (max_tokens, total_tokens, token_count…) are kept.
+ * - Values under secret-looking keys are replaced by "[redacted]", at any depth, in objects and arrays.
+ *   A key is split into lower-case words (camelCase, snake_case, kebab-case alike) and is secret when it
+ *   contains token, password, passwd, secret, authorization, api_key/apikey, cookie (so set-cookie),
+ *   private_key, access_key, session, credential or passphrase, or is one of the words pass, pwd, auth,
+ *   jwt. A number under a token-count key (max_tokens, total_tokens, token_count…) is kept.
  * - Inside strings: `Bearer <token>`, URL credentials (`//user:pass@`), `secret=value` assignments and
  *   embedded JSON `"secret": "value"` pairs are redacted.
  * - Strings longer than MAX_STRING_CHARS are cut with a `…[truncated N chars]` marker; arrays longer than
