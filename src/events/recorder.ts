@@ -22,6 +22,11 @@ export const RECORDER_DEFAULTS = Object.freeze({
   batchSize: 500,
   flushIntervalMs: 200,
   maxBuffer: 50_000,
+  /**
+   * Also bounds the buffer's memory: rows are counted at their event_data JSON length plus a fixed
+   * ROW_OVERHEAD. Without it, 50,000 events at the 16 KiB payload cap would hold ~800 MB.
+   */
+  maxBufferBytes: 64 * 1024 * 1024,
   /** Retries of a batch after a transient failure (connection lost, database restarting…). */
   maxRetries: 3,
   /** First retry delay; each retry waits 4× longer (100, 400, 1,600 ms). */
@@ -57,6 +62,9 @@ const col = Object.fromEntries(EVENT_COLUMNS.map((name, i) => [name, i])) as Rec
   (typeof EVENT_COLUMNS)[number],
   number
 >;
+
+/** Approximate memory of a buffered row besides its event_data (array, columns, Date). */
+const ROW_OVERHEAD = 256;
 
 const INT4_MAX = 2_147_483_647;
 const INT4_MIN = -2_147_483_648;
@@ -112,6 +120,7 @@ export interface EventRecorderOptions {
   batchSize?: number;
   flushIntervalMs?: number;
   maxBuffer?: number;
+  maxBufferBytes?: number;
   maxRetries?: number;
   retryDelayMs?: number;
   dropWarnIntervalMs?: number;
@@ -173,6 +182,7 @@ export class EventRecorder {
   readonly #batchSize: number;
   readonly #flushIntervalMs: number;
   readonly #maxBuffer: number;
+  readonly #maxBufferBytes: number;
   readonly #maxRetries: number;
   readonly #retryDelayMs: number;
   readonly #dropWarnIntervalMs: number;
@@ -181,6 +191,7 @@ export class EventRecorder {
   /** The buffer, as the batches it will be written in; only the last one can be partial. */
   #batches: EventRow[][] = [];
   #queued = 0;
+  #queuedBytes = 0;
   #inFlight = 0;
   #written = 0;
   #dropped = 0;
@@ -212,6 +223,10 @@ export class EventRecorder {
       options.flushIntervalMs ?? RECORDER_DEFAULTS.flushIntervalMs,
     );
     this.#maxBuffer = positive('maxBuffer', options.maxBuffer ?? RECORDER_DEFAULTS.maxBuffer);
+    this.#maxBufferBytes = positive(
+      'maxBufferBytes',
+      options.maxBufferBytes ?? RECORDER_DEFAULTS.maxBufferBytes,
+    );
     this.#maxRetries = Math.max(0, options.maxRetries ?? RECORDER_DEFAULTS.maxRetries);
     this.#retryDelayMs = Math.max(0, options.retryDelayMs ?? RECORDER_DEFAULTS.retryDelayMs);
     this.#dropWarnIntervalMs = Math.max(
@@ -259,13 +274,18 @@ export class EventRecorder {
       return false;
     }
     // Sanitized now rather than at write time: the row is a snapshot (callers may mutate data later) and
-    // its size is capped, so the buffer's memory is bounded by maxBuffer × the payload cap.
+    // its size is capped, so the buffer's memory is bounded.
     let row: EventRow;
     try {
       row = eventToRow(event);
     } catch (err) {
       this.#log.error({ err: String(err) }, 'event could not be converted to a row');
       this.#drop(1, 'rejected');
+      return false;
+    }
+    const bytes = rowBytes(row);
+    if (this.#queuedBytes + bytes > this.#maxBufferBytes) {
+      this.#drop(1, 'buffer_full');
       return false;
     }
     let last = this.#batches[this.#batches.length - 1];
@@ -275,6 +295,7 @@ export class EventRecorder {
     }
     last.push(row);
     this.#queued++;
+    this.#queuedBytes += bytes;
     this.#accepted++;
     if (last.length === this.#batchSize) {
       // The gauge is set per batch and per tick, not per event: it lags by less than one batch.
@@ -355,6 +376,7 @@ export class EventRecorder {
       this.#forceOne = false;
       const batch = this.#batches.shift() as EventRow[];
       this.#queued -= batch.length;
+      for (const row of batch) this.#queuedBytes -= rowBytes(row);
       this.#inFlight = batch.length;
       this.#metrics.recorderQueue.set(this.#queued);
       const gaveUp = await this.#writeBatch(batch);
@@ -372,6 +394,7 @@ export class EventRecorder {
     const n = this.#queued;
     this.#batches = [];
     this.#queued = 0;
+    this.#queuedBytes = 0;
     this.#settled += n;
     this.#metrics.recorderQueue.set(0);
     this.#drop(n, 'write_failed');
@@ -542,6 +565,11 @@ export class EventRecorder {
     w.count = 0;
     w.reasons = {};
   }
+}
+
+function rowBytes(row: EventRow): number {
+  const data = row[col.event_data] as string | null;
+  return ROW_OVERHEAD + (data === null ? 0 : data.length);
 }
 
 function positive(name: string, value: number): number {

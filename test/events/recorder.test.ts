@@ -228,6 +228,24 @@ describe.each(drivers)('EventRecorder on %s', (driver) => {
     expect(later.reduce((sum, l) => sum + (l.dropped as number), 0)).toBe(79);
   });
 
+  it('bounds the buffer by memory too', async () => {
+    const slow = wrapCopy(t.db, async (_rows, copy) => {
+      await sleep(50);
+      return copy();
+    });
+    // About 10 KB of event_data per event: a 100 KB buffer holds 9 of them (with the row overhead).
+    const { bus, recorder } = setup({ db: slow, maxBufferBytes: 100_000 });
+    for (let i = 0; i < 30; i++)
+      bus.emit({
+        type: 'tool_call',
+        serverId,
+        data: { blob: 'z'.repeat(4000), i, more: ['y'.repeat(3000), 'x'.repeat(3000)] },
+      });
+    expect(recorder.stats).toMatchObject({ queued: 9, dropped: 21 });
+    await recorder.flush();
+    expect(await count()).toBe(9);
+  });
+
   it('stores events that name unknown servers or bundles without losing the rest of the batch', async () => {
     const { bus, recorder } = setup();
     for (let i = 0; i < 100; i++) {
