@@ -152,8 +152,9 @@ try {
     recorder: async () => {
       const bus = new HubEventBus();
       const metrics = createMetrics();
-      // maxBuffer N: this measures throughput; the emit loop outruns the database by design.
-      const recorder = new EventRecorder({ db, events: bus, metrics, log, maxBuffer: N });
+      // An unbounded buffer: this measures throughput, and the emit loop outruns the database by design.
+      const unbounded = { maxBuffer: N, maxBufferBytes: Number.MAX_SAFE_INTEGER };
+      const recorder = new EventRecorder({ db, events: bus, metrics, log, ...unbounded });
       recorder.start();
       const t0 = performance.now();
       for (let i = 0; i < N; i++) {
@@ -212,6 +213,7 @@ try {
       metrics: createMetrics(),
       log,
       maxBuffer: N,
+      maxBufferBytes: Number.MAX_SAFE_INTEGER,
     });
     recorder.start();
     const t0 = performance.now();
