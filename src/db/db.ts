@@ -36,6 +36,9 @@ export function copyStatement(table: string, columns: readonly string[], source:
   return `COPY ${table} (${columns.join(', ')}) FROM ${source}`;
 }
 
+const copySpecial = /[\\\t\n\r]/;
+const copySpecialAll = /[\\\t\n\r]/g;
+
 /** Encodes one value for COPY's text format: \N for null, backslash escapes for the delimiters. */
 export function encodeCopyValue(value: unknown): string {
   if (value === null || value === undefined) return '\\N';
@@ -43,7 +46,9 @@ export function encodeCopyValue(value: unknown): string {
   if (value instanceof Date) text = value.toISOString();
   else if (typeof value === 'object') text = JSON.stringify(value);
   else text = String(value);
-  return text.replace(/[\\\t\n\r]/g, (c) =>
+  // Most values need no escaping; testing first skips the replace's allocation on the hot path.
+  if (!copySpecial.test(text)) return text;
+  return text.replace(copySpecialAll, (c) =>
     c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
   );
 }
