@@ -2,7 +2,8 @@
  * A deliberately misbehaving MCP server for the upstream pool's lifecycle tests: it sleeps (reporting
  * progress and noticing cancellation), crashes mid-call, hangs, fails, throws, and reports what it saw
  * (calls, cancellations, the most calls it ran at once, its pid). State is per process, shared by every
- * connection and era instance the SDK builds in it. Run: `node dist/examples/servers/flaky.js`.
+ * connection and era instance the SDK builds in it. Run: `node dist/examples/servers/flaky.js`;
+ * FLAKY_STUBBORN=1 makes it ignore the end of stdin and SIGTERM.
  */
 
 import { realpathSync } from 'node:fs';
@@ -223,4 +224,9 @@ if (isEntryPoint()) {
     onerror: (error) => process.stderr.write(`[flaky] transport error: ${error.message}\n`),
   });
   process.stderr.write(`[flaky] serving on stdio (pid ${process.pid})\n`);
+  if (process.env.FLAKY_STUBBORN === '1') {
+    // For shutdown tests: outlives its stdin and ignores SIGTERM, so only SIGKILL ends it.
+    process.on('SIGTERM', () => process.stderr.write('[flaky] ignoring SIGTERM\n'));
+    setInterval(() => {}, 60_000);
+  }
 }

@@ -32,7 +32,7 @@ export interface ConnectionSetOptions {
 /** Thrown by acquire() once the set is closed; the pool re-routes the call when the set was replaced. */
 export class ConnectionSetClosedError extends HubError {
   constructor(name: string) {
-    super('SB_ERR_CLOSED', `The connections to ${name}`);
+    super('SB_ERR_CLOSED', `The pool of ${name}`);
   }
 }
 
@@ -47,6 +47,8 @@ export class ConnectionSet {
   readonly #backoff: BackoffOptions;
   #ready: UpstreamConnection[] = [];
   readonly #connecting = new Set<Promise<UpstreamConnection>>();
+  /** Connections in their handshake, closed by close() so that a server that never answers cannot hold it up. */
+  readonly #handshaking = new Set<UpstreamConnection>();
   #rr = 0;
   #failures = 0;
   #nextAttemptAt = 0;
@@ -151,6 +153,7 @@ export class ConnectionSet {
       sleep.resolve();
     }
     this.#sleeps.clear();
+    for (const c of this.#handshaking) c.close().catch(() => {});
     this.#closing = (async () => {
       await Promise.allSettled([...this.#connecting]);
       if (graceMs > 0 && this.inFlight > 0) {
@@ -208,9 +211,11 @@ export class ConnectionSet {
     });
     const prior = this.#o.verdict.get();
     const started = performance.now();
+    this.#handshaking.add(connection);
     try {
       await connection.connect({ prior, timeoutMs: this.#o.connectTimeoutMs });
     } catch (err) {
+      if (this.#closed) throw new ConnectionSetClosedError(this.#o.name);
       // A remembered verdict may be stale (the server was upgraded): the next attempt probes again.
       if (prior) this.#o.verdict.set(undefined);
       this.#noteFailure(`cannot connect: ${describe(err)}`);
@@ -222,6 +227,8 @@ export class ConnectionSet {
           cause: err,
         },
       );
+    } finally {
+      this.#handshaking.delete(connection);
     }
     if (this.#closed) {
       await connection.close();
@@ -235,6 +242,8 @@ export class ConnectionSet {
         pid: connection.pid,
         protocolVersion: connection.protocolVersion,
         era: connection.protocolEra,
+        // 'reused': the era verdict of an earlier connection skipped the probe (on stdio, a sibling process).
+        negotiation: prior ? 'reused' : 'probed',
         ms: Math.round(performance.now() - started),
         connections: this.#ready.length,
       },

@@ -131,8 +131,9 @@ export class UpstreamConnection {
   /** Ends the connection as planned (idle, reconfigured, shutdown). Safe to call any number of times. */
   close(): Promise<void> {
     if (!this.#closing) {
+      const wasConnecting = this.#state === 'connecting';
       this.#state = 'closing';
-      this.#closing = this.#shutdown();
+      this.#closing = this.#shutdown(wasConnecting);
     }
     return this.#closing;
   }
@@ -142,10 +143,10 @@ export class UpstreamConnection {
     if (this.#state !== 'ready') return;
     this.#state = 'closing';
     this.#options.onClose(this, true, reason);
-    this.#closing = this.#shutdown();
+    this.#closing = this.#shutdown(false);
   }
 
-  async #shutdown(): Promise<void> {
+  async #shutdown(handshaking: boolean): Promise<void> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     const pid = this.pid;
@@ -155,6 +156,9 @@ export class UpstreamConnection {
       // The session may already be gone with its server; closing locally is all that is left.
     }
     try {
+      // During the era probe the client has not taken the transport over yet, so client.close() would
+      // not reach it; closing the transport itself is what aborts the probe (and reaps its sibling).
+      if (handshaking) await this.#opened.transport.close();
       await this.client.close();
     } catch (err) {
       this.#log.debug({ err: describe(err) }, 'error while closing upstream connection');

@@ -165,7 +165,9 @@ export class UpstreamPool {
 
   constructor(options: UpstreamPoolOptions) {
     this.#o = options;
-    this.#log = options.log.child({ module: 'upstream' });
+    // The hub may hand over a logger already bound to this module; binding it twice repeats the key.
+    this.#log =
+      options.log.bindings().module === 'upstream' ? options.log : options.log.child({ module: 'upstream' });
     this.#clientInfo = options.clientInfo ?? {
       name: 'switchboard',
       version: packageVersion(options.projectRoot),
