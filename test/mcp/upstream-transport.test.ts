@@ -1,7 +1,11 @@
+import { getEventListeners } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   isCommandAllowed,
+  perRequestSignalFetch,
   resolveTransportSpec,
   transportFingerprint,
 } from '../../src/mcp/upstream-transport.js';
@@ -82,5 +86,34 @@ describe('resolveTransportSpec', () => {
     expect(transportFingerprint(a)).not.toBe(transportFingerprint(b));
     expect(transportFingerprint(a)).toBe(transportFingerprint({ ...a }));
     expect(transportFingerprint(a)).not.toContain('s3cret');
+  });
+});
+
+describe('perRequestSignalFetch', () => {
+  it('leaves no abort listener on the shared signal, and aborting it still aborts requests', async () => {
+    const server = http.createServer((req, res) => {
+      if (req.url === '/hang') return; // never answers
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const plain = new AbortController();
+      const shared = new AbortController();
+      for (let i = 0; i < 50; i++) {
+        await (await fetch(`http://127.0.0.1:${port}/`, { signal: plain.signal })).text();
+        await (await perRequestSignalFetch(`http://127.0.0.1:${port}/`, { signal: shared.signal })).text();
+      }
+      // What the SDK's transport does (one signal for every fetch) piles listeners up until GC…
+      expect(getEventListeners(plain.signal, 'abort').length).toBeGreaterThanOrEqual(50);
+      // …and what the pool gives it does not.
+      expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
+      const pending = perRequestSignalFetch(`http://127.0.0.1:${port}/hang`, { signal: shared.signal });
+      shared.abort();
+      await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
