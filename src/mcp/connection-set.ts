@@ -239,7 +239,7 @@ export class ConnectionSet {
     this.#ready.push(connection);
     this.#o.log.info(
       {
-        pid: connection.pid,
+        childPid: connection.pid,
         protocolVersion: connection.protocolVersion,
         era: connection.protocolEra,
         // 'reused': the era verdict of an earlier connection skipped the probe (on stdio, a sibling process).

@@ -345,14 +345,18 @@ export class UpstreamPool {
     };
   }
 
-  /** Closes every connection and child process. Idempotent; later calls fail with SB_ERR_CLOSED. */
-  close(): Promise<void> {
+  /**
+   * Closes every connection and child process. New calls (and calls waiting for a slot) fail with
+   * SB_ERR_CLOSED at once; calls already running get `graceMs` (default 0) to finish. Idempotent.
+   */
+  close(options: { graceMs?: number } = {}): Promise<void> {
     if (!this.#closing) {
       const entries = [...this.#entries.values()];
       this.#entries.clear();
       this.#loading.clear();
       this.#closing = (async () => {
-        await Promise.allSettled([...entries.map((e) => this.#retire(e, 0)), ...this.#retiring]);
+        const graceMs = options.graceMs ?? 0;
+        await Promise.allSettled([...entries.map((e) => this.#retire(e, graceMs)), ...this.#retiring]);
         this.#log.info('upstream pool closed');
       })();
     }

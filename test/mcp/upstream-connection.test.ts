@@ -28,10 +28,11 @@ describe('upstream connections', () => {
     try {
       await Promise.all(Array.from({ length: 4 }, () => t.pool.callTool(41, 'concurrency', { ms: 200 })));
       await waitFor(() => t.pool.status(41).connections === 2, 'two connections');
-      const stderr = lines.filter(
-        (l) => typeof l.stderr === 'string' && String(l.stderr).includes('serving on stdio'),
-      );
-      expect(stderr.length).toBeGreaterThanOrEqual(2);
+      const stderrLines = () =>
+        lines.filter((l) => typeof l.stderr === 'string' && String(l.stderr).includes('serving on stdio'));
+      // stderr is read asynchronously: it may trail the handshake.
+      await waitFor(() => stderrLines().length >= 2, 'stderr of both children');
+      const stderr = stderrLines();
       expect(stderr[0]).toMatchObject({ level: 20, module: 'upstream', serverId: 41 });
       const connected = lines.filter((l) => l.msg === 'upstream connected');
       expect(connected.map((l) => l.negotiation)).toEqual(['probed', 'reused']);

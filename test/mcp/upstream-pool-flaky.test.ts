@@ -409,6 +409,21 @@ describe('shutdown', () => {
     await pool.pool.close();
   });
 
+  it('close({ graceMs }) lets running calls finish, refuses new ones', async () => {
+    const pool = createTestPool([flakyRecord(1)]);
+    await pool.pool.callTool(1, 'echo', { message: 'warm' });
+    const [pid] = pool.pool.status(1).pids;
+    const running = pool.pool.callTool(1, 'sleep', { ms: 300 });
+    await new Promise((r) => setTimeout(r, 50));
+    const closing = pool.pool.close({ graceMs: 5_000 });
+    await expect(pool.pool.callTool(1, 'echo', { message: 'late' })).rejects.toMatchObject({
+      code: 'SB_ERR_CLOSED',
+    });
+    expect(structured((await running).result)).toMatchObject({ cancelled: false });
+    await closing;
+    expect(isAlive(pid!)).toBe(false);
+  });
+
   it('leaves no child process behind after the whole suite', async () => {
     await t.pool.close();
     await waitFor(async () => (await childPidsExcept(before)).length === 0, 'no leaked children', 5_000);
