@@ -82,11 +82,6 @@ export class ConnectionSet {
     return n;
   }
 
-  /** Any live connection, for reading the negotiated protocol. */
-  get any(): UpstreamConnection | undefined {
-    return this.#ready[0];
-  }
-
   /**
    * A connection for one call, counted as busy until release(). Waits for a connection being opened (or
    * opens one); fails at once when the next attempt is further away than `maxWaitMs`.

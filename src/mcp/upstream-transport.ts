@@ -5,6 +5,7 @@ import { type FetchLike, StreamableHTTPClientTransport, type Transport } from '@
 import { DEFAULT_INHERITED_ENV_VARS, StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { HubError } from '../errors.js';
 import type { ServerRecord } from '../servers/payloads.js';
+import { isCommandAllowed } from '../servers/stdio-allow.js';
 
 /** Everything needed to open one connection to a server, resolved from its record. Holds secrets: never log it. */
 export type TransportSpec =
@@ -18,12 +19,6 @@ export interface ResolveOptions {
   stdioAllow: readonly string[];
   /** What every stdio child gets besides its configured env: PATH, nothing else. */
   baseEnv: Readonly<Record<string, string>>;
-}
-
-/** Whether `command` may be spawned: the list names it as configured or by its basename. */
-export function isCommandAllowed(command: string, allow: readonly string[]): boolean {
-  if (allow.length === 0) return true;
-  return allow.includes(command) || allow.includes(path.basename(command));
 }
 
 /**

@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  isCommandAllowed,
   perRequestSignalFetch,
   resolveTransportSpec,
   transportFingerprint,
@@ -44,11 +43,12 @@ describe('resolveTransportSpec', () => {
   });
 
   it('stdio: the allow-list matches the command as given or its basename', () => {
-    expect(isCommandAllowed('node', [])).toBe(true);
-    expect(isCommandAllowed('node', ['node', 'npx'])).toBe(true);
-    expect(isCommandAllowed('/usr/local/bin/node', ['node'])).toBe(true);
-    expect(isCommandAllowed('/usr/local/bin/node', ['/usr/local/bin/node'])).toBe(true);
-    expect(isCommandAllowed('python3', ['node'])).toBe(false);
+    const allow = (command: string, stdioAllow: string[]) =>
+      resolveTransportSpec(makeRecord({ id: 1, command }), { ...base, stdioAllow });
+    expect(allow('node', [])).toMatchObject({ command: 'node' });
+    expect(allow('node', ['node', 'npx'])).toMatchObject({ command: 'node' });
+    expect(allow('/usr/local/bin/node', ['node'])).toMatchObject({ command: '/usr/local/bin/node' });
+    expect(allow('/usr/local/bin/node', ['/usr/local/bin/node'])).toMatchObject({ kind: 'stdio' });
     expect(() =>
       resolveTransportSpec(makeRecord({ id: 1, command: 'python3' }), { ...base, stdioAllow: ['node'] }),
     ).toThrow(expect.objectContaining({ code: 'SB_ERR_STDIO_NOT_ALLOWED', status: 403 }));
