@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { buildApp, type Hub } from '../../src/app.js';
 import { type Env, loadConfig } from '../../src/config.js';
 import { type Driver, openTestDb } from './db.js';
@@ -12,7 +12,7 @@ export interface TestHub {
   app: FastifyInstance;
   hub: Hub;
   /** inject() with the bearer token set (pass headers to override). */
-  api(opts: InjectOptions): ReturnType<FastifyInstance['inject']>;
+  api(opts: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 

@@ -1,3 +1,4 @@
+import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHub, type TestHub } from '../helpers/hub.js';
 
@@ -30,7 +31,7 @@ describe('rate limits and origin checks', () => {
 
   it('answers 429 with Retry-After past the budget, and keeps health checks open', async () => {
     const statuses: number[] = [];
-    let last: Awaited<ReturnType<TestHub['api']>> | undefined;
+    let last: LightMyRequestResponse | undefined;
     for (let i = 0; i < 8; i++) {
       last = await t.api({ method: 'GET', url: '/api/mcp/servers' });
       statuses.push(last.statusCode);
