@@ -115,9 +115,17 @@ export async function buildApp(
 
   await app.register(serverRoutes(registry, pool));
 
+  // Closing waits for every open connection; a keep-alive socket becomes idle only after its in-flight
+  // request is answered, so idle ones are swept until the server has closed.
+  let idleSweeper: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    idleSweeper = setInterval(() => app.server.closeIdleConnections(), 50);
+    idleSweeper.unref();
+  });
   // Fastify runs onClose hooks after in-flight requests finish; resources close in reverse order of creation.
   app.addHook('onClose', async () => {
-    await pool.close();
+    clearInterval(idleSweeper);
+    await pool.close({ graceMs: config.shutdownGraceMs });
     await recorder.close();
     if (!options.db) await db.close();
   });

@@ -1,7 +1,11 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openPgDb } from '../../src/db/pg-db.js';
+import { openPgliteDb } from '../../src/db/pglite-db.js';
 import { projectRoot } from '../../src/paths.js';
-import { createPostgresDatabase } from '../helpers/db.js';
+import { createPostgresDatabase, drivers } from '../helpers/db.js';
 import { type HubProcess, startHubProcess } from '../helpers/hub-process.js';
 
 const everything = `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
@@ -56,16 +60,21 @@ async function burst(
   return acked;
 }
 
-describe('events survive a burst and a graceful shutdown (PostgreSQL)', () => {
+describe.each(drivers)('events survive a burst and a graceful shutdown (%s)', (driver) => {
   let database: Awaited<ReturnType<typeof createPostgresDatabase>> | undefined;
+  let dataDir: string | undefined;
   afterAll(async () => {
     await database?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
   it('10,000 calls give 10,000 rows; SIGTERM mid-burst loses no acknowledged call', async () => {
-    database = await createPostgresDatabase();
-    const hub = await startHubProcess({ DATABASE_URL: database.url, SWITCHBOARD_SEED_EXAMPLES: 'false' });
-    const db = await openPgDb(database.url, { max: 1 });
+    dataDir = await mkdtemp(path.join(tmpdir(), 'sb-shutdown-'));
+    database = driver === 'postgres' ? await createPostgresDatabase() : undefined;
+    const hub = await startHubProcess(
+      { ...(database ? { DATABASE_URL: database.url } : {}), SWITCHBOARD_SEED_EXAMPLES: 'false' },
+      dataDir,
+    );
     try {
       const serverId = await registerEverything(hub);
       expect(await burst(hub, serverId, 10_000)).toBe(10_000);
@@ -81,15 +90,22 @@ describe('events survive a burst and a graceful shutdown (PostgreSQL)', () => {
       expect(await hub.exited).toBe(0);
       expect(acked).toBeGreaterThanOrEqual(2_000);
 
-      const { rows } = await db.query<{ n: number }>(
-        "SELECT count(*) AS n FROM mcp_events WHERE event_type = 'tool_call' AND server_id = $1 AND ok",
-        [serverId],
-      );
-      // Every acknowledged call of both bursts is in the table; calls in flight at SIGTERM may add a few more.
-      expect(rows[0]!.n).toBeGreaterThanOrEqual(10_000 + acked);
-      expect(rows[0]!.n).toBeLessThanOrEqual(10_000 + acked + 32);
+      // The process has exited: its embedded database can be opened here.
+      const db = database
+        ? await openPgDb(database.url, { max: 1 })
+        : await openPgliteDb(path.join(dataDir, 'pglite'));
+      try {
+        const { rows } = await db.query<{ n: number }>(
+          "SELECT count(*) AS n FROM mcp_events WHERE event_type = 'tool_call' AND server_id = $1 AND ok",
+          [serverId],
+        );
+        // Every acknowledged call of both bursts is in the table; calls in flight at SIGTERM may add a few more.
+        expect(rows[0]!.n).toBeGreaterThanOrEqual(10_000 + acked);
+        expect(rows[0]!.n).toBeLessThanOrEqual(10_000 + acked + 32);
+      } finally {
+        await db.close();
+      }
     } finally {
-      await db.close();
       await hub.stop();
     }
   }, 180_000);
