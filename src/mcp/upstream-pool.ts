@@ -188,6 +188,8 @@ export class UpstreamPool {
     const holder: { entry?: ServerEntry } = {};
     const what = `server ${serverId} tool ${name}`;
     try {
+      holder.entry = await this.#entry(serverId);
+      await this.#requireTool(serverId, name, opts.signal);
       const result = await this.#run(serverId, what, opts, holder, (conn, ro) =>
         conn.client.callTool({ name, arguments: args ?? {} }, ro),
       );
@@ -228,6 +230,24 @@ export class UpstreamPool {
         c.error,
       );
       throw c.error;
+    }
+  }
+
+  /**
+   * Servers answer an unknown tool in different ways (a JSON-RPC error, or an isError result that would
+   * pass for a tool failure); checking the cached list gives every caller the same 404. A miss refreshes
+   * the list once, in case the server added the tool without saying so.
+   */
+  async #requireTool(serverId: number, name: string, signal: AbortSignal | undefined): Promise<void> {
+    const has = (tools: Tool[]) => tools.some((t) => t.name === name);
+    if (has(await this.listTools(serverId, { signal }))) return;
+    const fresh = await this.listTools(serverId, { signal, refresh: true });
+    if (!has(fresh)) {
+      throw new HubError('SB_ERR_TOOL_NOT_FOUND', `"${name}" on server ${serverId}`, {
+        serverId,
+        tool: name,
+        available: fresh.map((t) => t.name),
+      });
     }
   }
 
