@@ -22,6 +22,10 @@ describe('error catalogue', () => {
   it('renders the one error shape', () => {
     const err = new HubError('SB_ERR_NOT_FOUND', 'Server 9', { serverId: 9 });
     expect(err.status).toBe(404);
-    expect(err.toJSON()).toEqual({ code: 'SB_ERR_NOT_FOUND', message: 'Server 9 not found', details: { serverId: 9 } });
+    expect(err.toJSON()).toEqual({
+      code: 'SB_ERR_NOT_FOUND',
+      message: 'Server 9 not found',
+      details: { serverId: 9 },
+    });
   });
 });

@@ -18,7 +18,11 @@ describe.each(drivers)('server registry over REST on %s', (driver) => {
     const none = await t.app.inject({ method: 'GET', url: '/api/mcp/servers' });
     expect(none.statusCode).toBe(401);
     expect(none.json()).toMatchObject({ success: false, error: { code: 'SB_ERR_UNAUTHORIZED' } });
-    const wrong = await t.api({ method: 'GET', url: '/api/mcp/servers', headers: { authorization: 'Bearer nope' } });
+    const wrong = await t.api({
+      method: 'GET',
+      url: '/api/mcp/servers',
+      headers: { authorization: 'Bearer nope' },
+    });
     expect(wrong.statusCode).toBe(401);
     expect(wrong.json().error.code).toBe('SB_ERR_UNAUTHORIZED');
     const health = await t.app.inject({ method: 'GET', url: '/healthz' });
@@ -53,7 +57,11 @@ describe.each(drivers)('server registry over REST on %s', (driver) => {
     });
     expect(created.statusCode).toBe(201);
     const server = created.json().server;
-    expect(server).toMatchObject({ name: 'everything', env: { API_KEY: '********', MODE: '********' }, config_version: 1 });
+    expect(server).toMatchObject({
+      name: 'everything',
+      env: { API_KEY: '********', MODE: '********' },
+      config_version: 1,
+    });
     expect(server.effective_config).toMatchObject({ timeout_ms: 5000, max_concurrency: 4, instances: 1 });
 
     const http = await t.api({
@@ -77,9 +85,10 @@ describe.each(drivers)('server registry over REST on %s', (driver) => {
     });
     expect(patched.statusCode).toBe(200);
     expect(patched.json().server).toMatchObject({ config: { timeout_ms: 9000 }, config_version: 2 });
-    const stored = await t.hub.db.query<{ env: Record<string, string> }>('SELECT env FROM mcp_servers WHERE id = $1', [
-      server.id,
-    ]);
+    const stored = await t.hub.db.query<{ env: Record<string, string> }>(
+      'SELECT env FROM mcp_servers WHERE id = $1',
+      [server.id],
+    );
     expect(stored.rows[0]!.env).toEqual({ API_KEY: secret, MODE: 'prod' });
 
     const got = await t.api({ method: 'GET', url: `/api/mcp/servers/${server.id}` });
@@ -121,7 +130,11 @@ describe.each(drivers)('server registry over REST on %s', (driver) => {
       url: '/api/mcp/servers/import',
       payload: {
         mcpServers: {
-          'files-a': { command: 'npx', args: ['-y', '@modelcontextprotocol/server-filesystem', '/tmp'], env: { TOKEN: secret } },
+          'files-a': {
+            command: 'npx',
+            args: ['-y', '@modelcontextprotocol/server-filesystem', '/tmp'],
+            env: { TOKEN: secret },
+          },
           'remote-b': { type: 'http', url: 'http://127.0.0.1:9/mcp', headers: { 'X-Api-Key': secret } },
           seo: { command: 'node', args: ['x.js'] },
         },
@@ -148,17 +161,70 @@ describe.each(drivers)('server registry over REST on %s', (driver) => {
   });
 
   it.each([
-    ['malformed JSON', { method: 'POST', url: '/api/mcp/servers', body: '{"name": "x",', ct: 'application/json' }, 400, 'SB_ERR_BAD_JSON'],
-    ['wrong types', { method: 'POST', url: '/api/mcp/servers', payload: { name: 5, transport: 'stdio', command: [] } }, 400, 'SB_ERR_VALIDATION'],
-    ['unknown transport', { method: 'POST', url: '/api/mcp/servers', payload: { name: 'x', transport: 'carrier-pigeon' } }, 400, 'SB_ERR_VALIDATION'],
-    ['an unknown field', { method: 'POST', url: '/api/mcp/servers', payload: { name: 'x', transport: 'stdio', command: 'node', shell: true } }, 400, 'SB_ERR_VALIDATION'],
-    ['a config knob out of range', { method: 'PATCH', url: '/api/mcp/servers/1', payload: { config: { max_concurrency: 0 } } }, 400, 'SB_ERR_VALIDATION'],
-    ['an unknown id', { method: 'PATCH', url: '/api/mcp/servers/9999', payload: { enabled: false } }, 404, 'SB_ERR_NOT_FOUND'],
+    [
+      'malformed JSON',
+      { method: 'POST', url: '/api/mcp/servers', body: '{"name": "x",', ct: 'application/json' },
+      400,
+      'SB_ERR_BAD_JSON',
+    ],
+    [
+      'wrong types',
+      { method: 'POST', url: '/api/mcp/servers', payload: { name: 5, transport: 'stdio', command: [] } },
+      400,
+      'SB_ERR_VALIDATION',
+    ],
+    [
+      'unknown transport',
+      { method: 'POST', url: '/api/mcp/servers', payload: { name: 'x', transport: 'carrier-pigeon' } },
+      400,
+      'SB_ERR_VALIDATION',
+    ],
+    [
+      'an unknown field',
+      {
+        method: 'POST',
+        url: '/api/mcp/servers',
+        payload: { name: 'x', transport: 'stdio', command: 'node', shell: true },
+      },
+      400,
+      'SB_ERR_VALIDATION',
+    ],
+    [
+      'a config knob out of range',
+      { method: 'PATCH', url: '/api/mcp/servers/1', payload: { config: { max_concurrency: 0 } } },
+      400,
+      'SB_ERR_VALIDATION',
+    ],
+    [
+      'an unknown id',
+      { method: 'PATCH', url: '/api/mcp/servers/9999', payload: { enabled: false } },
+      404,
+      'SB_ERR_NOT_FOUND',
+    ],
     ['a non-numeric id', { method: 'GET', url: '/api/mcp/servers/abc' }, 400, 'SB_ERR_VALIDATION'],
     ['an id past int4', { method: 'DELETE', url: '/api/mcp/servers/99999999999' }, 400, 'SB_ERR_VALIDATION'],
     ['an unknown route', { method: 'GET', url: '/api/mcp/nothing-here' }, 404, 'SB_ERR_ROUTE_NOT_FOUND'],
-    ['an oversized body', { method: 'POST', url: '/api/mcp/servers', payload: { name: 'big', transport: 'stdio', command: 'node', description: 'x'.repeat(2 * 1024 * 1024) } }, 413, 'SB_ERR_PAYLOAD_TOO_LARGE'],
-    ['a stdio field on an http server', { method: 'PATCH', url: '/api/mcp/servers/1', payload: { url: 'http://127.0.0.1/x' } }, 400, 'SB_ERR_VALIDATION'],
+    [
+      'an oversized body',
+      {
+        method: 'POST',
+        url: '/api/mcp/servers',
+        payload: {
+          name: 'big',
+          transport: 'stdio',
+          command: 'node',
+          description: 'x'.repeat(2 * 1024 * 1024),
+        },
+      },
+      413,
+      'SB_ERR_PAYLOAD_TOO_LARGE',
+    ],
+    [
+      'a stdio field on an http server',
+      { method: 'PATCH', url: '/api/mcp/servers/1', payload: { url: 'http://127.0.0.1/x' } },
+      400,
+      'SB_ERR_VALIDATION',
+    ],
   ] as const)('answers %s with %i %s and changes nothing', async (_name, req, status, code) => {
     const before = await tableSnapshot();
     const { ct, body, ...rest } = req as { ct?: string; body?: string; [k: string]: unknown };
@@ -175,7 +241,9 @@ describe.each(drivers)('server registry over REST on %s', (driver) => {
   it('serves the OpenAPI document and Prometheus metrics', async () => {
     const doc = await t.app.inject({ method: 'GET', url: '/docs/json' });
     expect(doc.statusCode).toBe(200);
-    expect(Object.keys(doc.json().paths)).toEqual(expect.arrayContaining(['/api/mcp/servers', '/api/mcp/servers/{id}']));
+    expect(Object.keys(doc.json().paths)).toEqual(
+      expect.arrayContaining(['/api/mcp/servers', '/api/mcp/servers/{id}']),
+    );
     const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toContain('switchboard_http_request_duration_seconds');
     expect(metrics.body).toContain('switchboard_recorder_events_written_total');
