@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { Client, type Implementation, type PriorDiscovery } from '@modelcontextprotocol/client';
 import type { Logger } from '../logger.js';
 import { describe } from './classify-outcome.js';
+import { keepProgressBeforeResponses } from './progress-order.js';
 import { type OpenedTransport, openTransport, type TransportSpec } from './upstream-transport.js';
 
 /** A server→client notification passed on to subscribers (logging, list changes, resource updates…). */
@@ -124,6 +125,7 @@ export class UpstreamConnection {
       throw err;
     }
     if (this.#state !== 'connecting') throw new Error('connection closed while connecting');
+    keepProgressBeforeResponses(this.#opened.transport);
     this.#pid = this.#opened.pid();
     this.#state = 'ready';
   }

@@ -64,6 +64,12 @@ export interface OpenedTransport {
   terminate(): Promise<void>;
 }
 
+/**
+ * Largest single message accepted from a stdio server. The SDK's 10 MB default is below what an image
+ * result carries (base64 twice: image content and structuredContent); past this the connection is dropped.
+ */
+export const STDIO_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 const httpReconnection = {
   // The SDK re-opens a dropped SSE stream; a server that died refuses quickly, and those refusals are what
   // the connection watches for to fail the calls waiting on it, so keep the first retry short.
@@ -108,6 +114,7 @@ export function openTransport(spec: TransportSpec): OpenedTransport {
     cwd: spec.cwd,
     env: env as Record<string, string>,
     stderr: 'pipe',
+    maxBufferSize: STDIO_MAX_MESSAGE_BYTES,
   });
   return {
     transport,

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/client';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { keepProgressBeforeResponses } from '../../src/mcp/progress-order.js';
 
 export type ExampleName = 'seo' | 'content' | 'graphics';
 
@@ -50,6 +51,7 @@ export async function connectExample(
       ? new Client({ name: 'test', version: '0' }, { versionNegotiation: { mode: 'auto' } })
       : new Client({ name: 'test', version: '0' });
   await client.connect(transport);
+  keepProgressBeforeResponses(transport);
   return { client, transport, stderr: () => stderr, close: () => client.close() };
 }
 
