@@ -13,6 +13,7 @@ import { registerMetrics } from './http/metrics-routes.js';
 import { registerOpenApi } from './http/openapi.js';
 import { registerOriginCheck } from './http/origin-check.js';
 import { registerRateLimit } from './http/rate-limit.js';
+import { registerApiCallRecording } from './http/record-api-calls.js';
 import { createLogger, type Logger } from './logger.js';
 import { UpstreamPool } from './mcp/upstream-pool.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -102,16 +103,7 @@ export async function buildApp(
   await registerOpenApi(app, version);
   registerHealthRoutes(app, db, migrations);
 
-  app.addHook('onResponse', async (req, reply) => {
-    if (!req.url.startsWith('/api/')) return;
-    events.emit({
-      type: 'api_call',
-      source: 'rest',
-      ok: reply.statusCode < 400,
-      durationMs: Math.round(reply.elapsedTime),
-      data: { method: req.method, route: req.routeOptions.url ?? null, status: reply.statusCode },
-    });
-  });
+  registerApiCallRecording(app, events);
 
   await app.register(serverRoutes(registry, pool));
 

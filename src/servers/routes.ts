@@ -92,6 +92,8 @@ export const serverRoutes =
       },
       async (req, reply) => {
         const { id, tool } = req.params;
+        // The pool records this call as a tool_call event, whatever its outcome.
+        req.eventRecorded = true;
         const call = await pool.callTool(id, tool, req.body.arguments ?? {}, {
           signal: abortOnClose(reply),
           source: 'rest',
