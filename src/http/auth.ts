@@ -33,9 +33,10 @@ export async function resolveApiToken(configured: string | undefined, dataDir: s
 // Hashing both sides gives equal-length buffers, so the comparison time does not reveal the token length.
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-export function tokenMatches(expected: string, presented: string | undefined): boolean {
-  if (!presented) return false;
-  return timingSafeEqual(digest(expected), digest(presented));
+/** A constant-time check against one expected token, whose digest is computed once. */
+export function tokenMatcher(expected: string): (presented: string | undefined) => boolean {
+  const expectedDigest = digest(expected);
+  return (presented) => presented !== undefined && timingSafeEqual(expectedDigest, digest(presented));
 }
 
 export function bearerToken(req: FastifyRequest): string | undefined {
@@ -47,10 +48,13 @@ export function bearerToken(req: FastifyRequest): string | undefined {
 
 /** Every /api route needs `Authorization: Bearer <token>`; health, metrics and docs stay open. */
 export function registerBearerAuth(app: FastifyInstance, token: string): void {
-  app.addHook('onRequest', async (req) => {
-    if (!req.url.startsWith('/api/') && req.url !== '/api') return;
+  const matches = tokenMatcher(token);
+  // Callback-style hooks: on the hot path they avoid a promise per request.
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (!req.url.startsWith('/api/')) return done();
     const presented = bearerToken(req);
-    if (!presented) throw new HubError('SB_ERR_UNAUTHORIZED', 'send Authorization: Bearer <token>');
-    if (!tokenMatches(token, presented)) throw new HubError('SB_ERR_UNAUTHORIZED', 'the token is not valid');
+    if (!presented) return done(new HubError('SB_ERR_UNAUTHORIZED', 'send Authorization: Bearer <token>'));
+    if (!matches(presented)) return done(new HubError('SB_ERR_UNAUTHORIZED', 'the token is not valid'));
+    done();
   });
 }

@@ -19,11 +19,10 @@ export function isOriginAllowed(
 }
 
 export function registerOriginCheck(app: FastifyInstance, allowed: readonly string[]): void {
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', (req, _reply, done) => {
     const origin = req.headers.origin;
-    if (!origin || !req.url.startsWith('/api/')) return;
-    if (!isOriginAllowed(origin, req.headers.host, allowed)) {
-      throw new HubError('SB_ERR_FORBIDDEN', `origin ${origin} is not allowed (SWITCHBOARD_ALLOWED_ORIGINS)`);
-    }
+    if (!origin || !req.url.startsWith('/api/') || isOriginAllowed(origin, req.headers.host, allowed))
+      return done();
+    done(new HubError('SB_ERR_FORBIDDEN', `origin ${origin} is not allowed (SWITCHBOARD_ALLOWED_ORIGINS)`));
   });
 }

@@ -11,7 +11,8 @@ declare module 'fastify' {
 /** Every /api request becomes an api_call event, unless its handler recorded the request itself. */
 export function registerApiCallRecording(app: FastifyInstance, events: HubEventBus): void {
   app.decorateRequest('eventRecorded', false);
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
+    done();
     if (req.eventRecorded || !req.url.startsWith('/api/')) return;
     events.emit({
       type: 'api_call',

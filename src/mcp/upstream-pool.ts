@@ -18,6 +18,7 @@ import type { BackoffOptions } from './backoff.js';
 import { classifyError, classifyResult } from './classify-outcome.js';
 import { ConcurrencyGate } from './concurrency-gate.js';
 import { ConnectionSet, ConnectionSetClosedError, raceAbort } from './connection-set.js';
+import { deadline } from './deadline.js';
 import type { UpstreamConnection, UpstreamNotification } from './upstream-connection.js';
 import { resolveTransportSpec, type TransportSpec, transportFingerprint } from './upstream-transport.js';
 
@@ -449,20 +450,21 @@ export class UpstreamPool {
   }
 
   async #waitForSlot(entry: ServerEntry, signal: AbortSignal | undefined, maxWaitMs: number, what: string) {
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), maxWaitMs);
-    timer.unref();
+    // A free slot needs no timer: the common case stays allocation-free.
+    const free = signal?.aborted ? undefined : entry.gate.tryAcquire();
+    if (free) return free;
+    const wait = deadline(signal, maxWaitMs, `${what}: no free slot`);
     try {
-      return await entry.gate.acquire(signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal);
+      return await entry.gate.acquire(wait.signal);
     } catch (err) {
-      if (timeout.signal.aborted && !signal?.aborted) {
+      if (wait.expired && !signal?.aborted) {
         throw new HubError('SB_ERR_UPSTREAM_TIMEOUT', `${what}: no free slot within ${maxWaitMs} ms`, {
           maxConcurrency: entry.gate.limit,
         });
       }
       throw err;
     } finally {
-      clearTimeout(timer);
+      wait.dispose();
     }
   }
 
@@ -501,13 +503,13 @@ export class UpstreamPool {
       let answered = false;
       // The SDK checks maxTotalTimeout only when progress arrives, and then fails the request without
       // telling the server. An abort does both right: the request is cancelled upstream, on time.
-      const total = new AbortController();
-      const totalTimer = setTimeout(
-        () => total.abort(`max_total_timeout_ms (${cfg.max_total_timeout_ms} ms) exceeded`),
+      const total = deadline(
+        opts.signal,
         cfg.max_total_timeout_ms,
+        `max_total_timeout_ms (${cfg.max_total_timeout_ms} ms) exceeded`,
       );
       const ro: RequestOptions = {
-        signal: opts.signal ? AbortSignal.any([opts.signal, total.signal]) : total.signal,
+        signal: total.signal,
         timeout: Math.min(cfg.timeout_ms, cfg.max_total_timeout_ms),
         resetTimeoutOnProgress: true,
         // Always asked for: the progress token is what lets a slow tool keep its call alive.
@@ -539,7 +541,7 @@ export class UpstreamPool {
         }
         throw err;
       } finally {
-        clearTimeout(totalTimer);
+        total.dispose();
         connections.release(conn);
       }
     }

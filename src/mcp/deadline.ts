@@ -1,0 +1,34 @@
+/**
+ * One signal that aborts when the caller's does or when `ms` have passed. Cheaper per call than
+ * AbortSignal.any plus a second controller (which Node 20 tracks with weak references), and `dispose()`
+ * removes both the listener and the timer once the work is done.
+ */
+export interface Deadline {
+  readonly signal: AbortSignal;
+  /** True when the time ran out (as opposed to the caller aborting). */
+  readonly expired: boolean;
+  dispose(): void;
+}
+
+export function deadline(parent: AbortSignal | undefined, ms: number, reason: string): Deadline {
+  const controller = new AbortController();
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    controller.abort(reason);
+  }, ms);
+  timer.unref();
+  const onAbort = () => controller.abort(parent?.reason);
+  if (parent?.aborted) onAbort();
+  else parent?.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    get expired() {
+      return expired;
+    },
+    dispose() {
+      clearTimeout(timer);
+      parent?.removeEventListener('abort', onAbort);
+    },
+  };
+}
