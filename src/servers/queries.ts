@@ -77,24 +77,41 @@ export async function countAllServers(db: Queryable): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
+/** The columns a change may set, as parameters in this order: $n … $n+9. */
+const mutableColumns = [
+  'name',
+  'description',
+  'command',
+  'args',
+  'env',
+  'cwd',
+  'url',
+  'headers',
+  'config',
+  'enabled',
+];
+
+function mutableValues(s: NewServer): unknown[] {
+  return [
+    s.name,
+    s.description,
+    s.command,
+    JSON.stringify(s.args),
+    JSON.stringify(s.env),
+    s.cwd,
+    s.url,
+    JSON.stringify(s.headers),
+    JSON.stringify(s.config),
+    s.enabled,
+  ];
+}
+
 export async function insertServer(db: Queryable, s: NewServer): Promise<ServerRecord> {
   const { rows } = await db.query<ServerRow>(
-    `INSERT INTO mcp_servers (name, description, transport, command, args, env, cwd, url, headers, config, enabled)
+    `INSERT INTO mcp_servers (${mutableColumns.join(', ')}, transport)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      RETURNING ${columns}`,
-    [
-      s.name,
-      s.description,
-      s.transport,
-      s.command,
-      JSON.stringify(s.args),
-      JSON.stringify(s.env),
-      s.cwd,
-      s.url,
-      JSON.stringify(s.headers),
-      JSON.stringify(s.config),
-      s.enabled,
-    ],
+    [...mutableValues(s), s.transport],
   );
   return toRecord(rows[0]!);
 }
@@ -105,27 +122,14 @@ export async function updateServer(
   s: ServerRecord,
   configChanged: boolean,
 ): Promise<ServerRecord> {
+  const assignments = mutableColumns.map((c, i) => `${c} = $${i + 2}`).join(', ');
   const { rows } = await db.query<ServerRow>(
-    `UPDATE mcp_servers SET name = $2, description = $3, command = $4, args = $5, env = $6, cwd = $7, url = $8,
-       headers = $9, config = $10, enabled = $11,
+    `UPDATE mcp_servers SET ${assignments},
        config_version = config_version + CASE WHEN $12::boolean THEN 1 ELSE 0 END,
        updated_at = LOCALTIMESTAMP
      WHERE id = $1 AND deleted_at IS NULL
      RETURNING ${columns}`,
-    [
-      s.id,
-      s.name,
-      s.description,
-      s.command,
-      JSON.stringify(s.args),
-      JSON.stringify(s.env),
-      s.cwd,
-      s.url,
-      JSON.stringify(s.headers),
-      JSON.stringify(s.config),
-      s.enabled,
-      configChanged,
-    ],
+    [s.id, ...mutableValues(s), configChanged],
   );
   return toRecord(rows[0]!);
 }
