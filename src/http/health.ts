@@ -4,6 +4,8 @@ import { type Migration, migrationsCurrent } from '../db/migrator.js';
 
 export function registerHealthRoutes(app: FastifyInstance, db: Db, migrations: readonly Migration[]): void {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  // The sign-in URL printed at start points here; until the web UI lands, the interactive API docs are the UI.
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/docs'));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
     try {
       const current = await migrationsCurrent(db, migrations);

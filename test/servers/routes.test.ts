@@ -244,6 +244,9 @@ describe.each(drivers)('server registry over REST on %s', (driver) => {
     expect(Object.keys(doc.json().paths)).toEqual(
       expect.arrayContaining(['/api/mcp/servers', '/api/mcp/servers/{id}']),
     );
+    const home = await t.app.inject({ method: 'GET', url: `/?token=${'x'.repeat(20)}` });
+    expect(home.statusCode).toBe(302);
+    expect(home.headers.location).toBe('/docs');
     const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toContain('switchboard_http_request_duration_seconds');
     expect(metrics.body).toContain('switchboard_recorder_events_written_total');
