@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type {
   CallToolResult,
   Client,
@@ -14,6 +12,7 @@ import type { CallOutcome, EventSource, HubEventBus } from '../events/hub-events
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { type EffectiveServerConfig, effectiveConfig, type ServerRecord } from '../servers/payloads.js';
+import { version } from '../version.js';
 import type { BackoffOptions } from './backoff.js';
 import { classifyError, classifyResult } from './classify-outcome.js';
 import { ConcurrencyGate } from './concurrency-gate.js';
@@ -171,7 +170,7 @@ export class UpstreamPool {
       options.log.bindings().module === 'upstream' ? options.log : options.log.child({ module: 'upstream' });
     this.#clientInfo = options.clientInfo ?? {
       name: 'switchboard',
-      version: packageVersion(options.projectRoot),
+      version,
     };
     // The one place the pool looks at the hub's environment: PATH, so that `node`, `npx`, `uvx` resolve.
     this.#childEnv = options.childEnv ?? (process.env.PATH === undefined ? {} : { PATH: process.env.PATH });
@@ -764,15 +763,4 @@ function summarize(result: CallToolResult): Record<string, unknown> {
     ...(content.length > 5 ? { moreContent: content.length - 5 } : {}),
     ...(result.structuredContent !== undefined ? { structuredContent: result.structuredContent } : {}),
   };
-}
-
-function packageVersion(projectRoot: string): string {
-  try {
-    const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as {
-      version?: unknown;
-    };
-    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
 }
