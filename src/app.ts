@@ -6,6 +6,7 @@ import { loadMigrations, migrate } from './db/migrator.js';
 import { openDb } from './db/open-db.js';
 import { HubEventBus } from './events/hub-events.js';
 import { EventRecorder } from './events/recorder.js';
+import { eventRoutes } from './events/routes.js';
 import { registerBearerAuth, resolveApiToken } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerHealthRoutes } from './http/health.js';
@@ -106,6 +107,7 @@ export async function buildApp(
   registerApiCallRecording(app, events);
 
   await app.register(serverRoutes(registry, pool));
+  await app.register(eventRoutes(db));
 
   // Closing waits for every open connection; a keep-alive socket becomes idle only after its in-flight
   // request is answered, so idle ones are swept until the server has closed.

@@ -1,0 +1,268 @@
+import type { Queryable } from '../db/db.js';
+
+/**
+ * The SQL of event analysis, listing and export. Every figure is computed by the database (aggregates,
+ * percentile_cont); nothing here loads events into memory.
+ *
+ * The analysis filter is one fixed text: `$n IS NULL OR column = $n` lets one statement serve every
+ * combination of filters, and since pg and PGlite plan unnamed statements with the values bound, the
+ * planner folds the unused branches away and still uses the (server_id, timestamp) index.
+ */
+
+/** Filters of an analysis: a time window [since, until) and optional server, bundle and stream. */
+export interface EventScope {
+  since: Date;
+  until: Date;
+  serverId?: number | undefined;
+  bundleId?: string | undefined;
+  streamId?: string | undefined;
+}
+
+// timestamp columns hold UTC; the parameters are ISO strings converted explicitly, so the driver's own
+// Date serialization (local time on pg) never matters.
+const scopeFilter = `timestamp >= ($1::timestamptz AT TIME ZONE 'UTC')
+  AND timestamp < ($2::timestamptz AT TIME ZONE 'UTC')
+  AND ($3::int IS NULL OR server_id = $3)
+  AND ($4::varchar IS NULL OR bundle_id = $4)
+  AND ($5::varchar IS NULL OR stream_id = $5)`;
+
+const scopeParams = (s: EventScope): unknown[] => [
+  s.since.toISOString(),
+  s.until.toISOString(),
+  s.serverId ?? null,
+  s.bundleId ?? null,
+  s.streamId ?? null,
+];
+
+const durationColumns = `count(duration) AS timed,
+  avg(duration)::float8 AS avg,
+  percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) AS p50,
+  percentile_cont(0.95) WITHIN GROUP (ORDER BY duration) AS p95,
+  percentile_cont(0.99) WITHIN GROUP (ORDER BY duration) AS p99,
+  max(duration) AS max`;
+
+export interface DurationRow {
+  /** Events of the group with a duration. */
+  timed: number;
+  avg: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+export interface EventTypeCountRow {
+  event_type: string;
+  n: number;
+}
+
+export async function countEventTypes(db: Queryable, scope: EventScope): Promise<EventTypeCountRow[]> {
+  const { rows } = await db.query<EventTypeCountRow>(
+    `SELECT event_type, count(*) AS n FROM mcp_events WHERE ${scopeFilter}
+     GROUP BY event_type ORDER BY n DESC, event_type`,
+    scopeParams(scope),
+  );
+  return rows;
+}
+
+export interface GroupStatsRow extends DurationRow {
+  /** 'all', 'event_type' or 'tool'. */
+  grouping: 'all' | 'event_type' | 'tool';
+  event_type: string | null;
+  server_id: number | null;
+  tool_name: string | null;
+  n: number;
+  /** Events whose ok is known, and those of them that succeeded. */
+  judged: number;
+  succeeded: number;
+  timeouts: number;
+  avg_bytes: number | null;
+  max_bytes: number | null;
+}
+
+/** Durations, success and sizes overall, per event type and per (server, tool), in one pass. */
+export async function groupStats(db: Queryable, scope: EventScope): Promise<GroupStatsRow[]> {
+  const { rows } = await db.query<GroupStatsRow>(
+    `SELECT CASE WHEN GROUPING(event_type) = 0 THEN 'event_type'
+                 WHEN GROUPING(server_id, tool_name) = 0 THEN 'tool'
+                 ELSE 'all' END AS grouping,
+            event_type, server_id, tool_name,
+            count(*) AS n,
+            count(ok) AS judged,
+            count(*) FILTER (WHERE ok) AS succeeded,
+            count(*) FILTER (WHERE outcome = 'timeout') AS timeouts,
+            avg(COALESCE(request_bytes, 0) + COALESCE(response_bytes, 0))::float8 AS avg_bytes,
+            max(COALESCE(request_bytes, 0) + COALESCE(response_bytes, 0)) AS max_bytes,
+            ${durationColumns}
+     FROM mcp_events WHERE ${scopeFilter}
+     GROUP BY GROUPING SETS ((), (event_type), (server_id, tool_name))`,
+    scopeParams(scope),
+  );
+  // The (server, tool) set also yields a group for events without a tool; it is not a tool.
+  return rows.filter((r) => r.grouping !== 'tool' || r.tool_name !== null);
+}
+
+export interface ServerCallStatsRow extends DurationRow {
+  server_id: number;
+  n: number;
+  judged: number;
+  succeeded: number;
+  timeouts: number;
+}
+
+/** Tool calls per server: what the per-server rules look at. */
+export async function serverCallStats(db: Queryable, scope: EventScope): Promise<ServerCallStatsRow[]> {
+  const { rows } = await db.query<ServerCallStatsRow>(
+    `SELECT server_id, count(*) AS n, count(ok) AS judged, count(*) FILTER (WHERE ok) AS succeeded,
+            count(*) FILTER (WHERE outcome = 'timeout') AS timeouts,
+            ${durationColumns}
+     FROM mcp_events WHERE ${scopeFilter} AND event_type = 'tool_call' AND server_id IS NOT NULL
+     GROUP BY server_id ORDER BY server_id`,
+    scopeParams(scope),
+  );
+  return rows;
+}
+
+export interface ErrorRow {
+  code: string;
+  outcome: string | null;
+  n: number;
+  last_at: Date;
+  message: string | null;
+}
+
+/** The most frequent failures (ok = false), by error code (or outcome when the code is missing). */
+export async function topErrors(db: Queryable, scope: EventScope, limit: number): Promise<ErrorRow[]> {
+  const { rows } = await db.query<ErrorRow>(
+    `SELECT COALESCE(error_code, outcome, 'unknown') AS code, outcome, count(*) AS n,
+            max(timestamp) AS last_at,
+            max(event_data -> 'error' ->> 'message') AS message
+     FROM mcp_events WHERE ${scopeFilter} AND ok = false
+     GROUP BY 1, 2 ORDER BY n DESC, code LIMIT $6`,
+    [...scopeParams(scope), limit],
+  );
+  return rows;
+}
+
+export interface ThroughputRow {
+  at: Date;
+  n: number;
+  errors: number;
+  avg: number | null;
+}
+
+/** Events per bucket; buckets are aligned on `since` and only non-empty ones are returned. */
+export async function throughput(
+  db: Queryable,
+  scope: EventScope,
+  bucketMs: number,
+): Promise<ThroughputRow[]> {
+  const { rows } = await db.query<ThroughputRow>(
+    `SELECT date_bin(make_interval(secs => $6::float8 / 1000), timestamp, $1::timestamptz AT TIME ZONE 'UTC') AS at,
+            count(*) AS n, count(*) FILTER (WHERE ok = false) AS errors, avg(duration)::float8 AS avg
+     FROM mcp_events WHERE ${scopeFilter}
+     GROUP BY 1 ORDER BY 1`,
+    [...scopeParams(scope), bucketMs],
+  );
+  return rows;
+}
+
+export interface ConfigVersionRow extends DurationRow {
+  server_id: number;
+  config_version: number;
+  n: number;
+  judged: number;
+  succeeded: number;
+  timeouts: number;
+  first_at: Date;
+  last_at: Date;
+}
+
+/** Tool-call figures per (server, config version) the calls ran under. */
+export async function configVersionStats(db: Queryable, scope: EventScope): Promise<ConfigVersionRow[]> {
+  const { rows } = await db.query<ConfigVersionRow>(
+    `SELECT server_id, config_version, count(*) AS n, count(ok) AS judged,
+            count(*) FILTER (WHERE ok) AS succeeded,
+            count(*) FILTER (WHERE outcome = 'timeout') AS timeouts,
+            min(timestamp) AS first_at, max(timestamp) AS last_at,
+            ${durationColumns}
+     FROM mcp_events
+     WHERE ${scopeFilter} AND event_type = 'tool_call' AND server_id IS NOT NULL AND config_version IS NOT NULL
+     GROUP BY server_id, config_version ORDER BY server_id, config_version`,
+    scopeParams(scope),
+  );
+  return rows;
+}
+
+export interface ScopeServerRow {
+  id: number;
+  name: string;
+  transport: string;
+  config: Record<string, unknown>;
+  config_version: number;
+  enabled: boolean;
+  created_at: Date;
+  last_call_at: Date | null;
+}
+
+/** The servers an analysis is about (one, or every live server), with their last tool call ever. */
+export async function scopeServers(db: Queryable, serverId: number | undefined): Promise<ScopeServerRow[]> {
+  const { rows } = await db.query<ScopeServerRow>(
+    `SELECT s.id, s.name, s.transport, s.config, s.config_version, s.enabled, s.created_at,
+            (SELECT max(e.timestamp) FROM mcp_events e
+             WHERE e.server_id = s.id AND e.event_type = 'tool_call') AS last_call_at
+     FROM mcp_servers s
+     WHERE s.deleted_at IS NULL AND ($1::int IS NULL OR s.id = $1)
+     ORDER BY s.id`,
+    [serverId ?? null],
+  );
+  return rows;
+}
+
+export interface ToolPairRow {
+  server_id: number;
+  tool_name: string;
+  next_server: number;
+  next_tool: string;
+  support: number;
+  first_calls: number;
+}
+
+/**
+ * Tool calls on two different servers made one right after the other by the same stream or client within
+ * 10 minutes (the pattern of suggest_bundle_from_patterns(), restricted to the window). When a server is
+ * given, pairs that involve it.
+ */
+export async function toolPairs(
+  db: Queryable,
+  scope: EventScope,
+  minSupport: number,
+): Promise<ToolPairRow[]> {
+  const { rows } = await db.query<ToolPairRow>(
+    `WITH calls AS (
+       SELECT server_id, tool_name, timestamp, COALESCE(stream_id, client_id) AS actor
+       FROM mcp_events
+       WHERE timestamp >= ($1::timestamptz AT TIME ZONE 'UTC') AND timestamp < ($2::timestamptz AT TIME ZONE 'UTC')
+         AND event_type = 'tool_call' AND server_id IS NOT NULL AND tool_name IS NOT NULL
+         AND COALESCE(stream_id, client_id) IS NOT NULL
+     ), seq AS (
+       SELECT server_id, tool_name, timestamp,
+              lead(server_id) OVER w AS next_server, lead(tool_name) OVER w AS next_tool,
+              lead(timestamp) OVER w AS next_at
+       FROM calls WINDOW w AS (PARTITION BY actor ORDER BY timestamp)
+     ), firsts AS (
+       SELECT server_id, tool_name, count(*) AS n FROM calls GROUP BY server_id, tool_name
+     ), pairs AS (
+       SELECT server_id, tool_name, next_server, next_tool, count(*) AS n
+       FROM seq
+       WHERE next_server IS NOT NULL AND next_server <> server_id AND next_at - timestamp <= interval '10 minutes'
+       GROUP BY server_id, tool_name, next_server, next_tool
+     )
+     SELECT p.server_id, p.tool_name, p.next_server, p.next_tool, p.n AS support, f.n AS first_calls
+     FROM pairs p JOIN firsts f ON f.server_id = p.server_id AND f.tool_name = p.tool_name
+     WHERE p.n >= $3 AND ($4::int IS NULL OR p.server_id = $4 OR p.next_server = $4)
+     ORDER BY p.n DESC, p.server_id, p.tool_name`,
+    [scope.since.toISOString(), scope.until.toISOString(), minSupport, scope.serverId ?? null],
+  );
+  return rows;
+}
