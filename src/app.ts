@@ -19,9 +19,13 @@ import { createLogger, type Logger } from './logger.js';
 import { UpstreamPool } from './mcp/upstream-pool.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { migrationsDir, projectRoot } from './paths.js';
+import { createSocketServer, type Realtime } from './realtime/socket-server.js';
 import { exampleServers } from './servers/example-servers.js';
 import { serverRoutes } from './servers/routes.js';
 import { ServerRegistry } from './servers/service.js';
+import { streamRoutes } from './streams/routes.js';
+import { registerStreamNamespace } from './streams/socket.js';
+import { StreamService } from './streams/stream-service.js';
 import { version } from './version.js';
 
 export interface Hub {
@@ -33,6 +37,8 @@ export interface Hub {
   recorder: EventRecorder;
   registry: ServerRegistry;
   pool: UpstreamPool;
+  realtime: Realtime;
+  streams: StreamService;
   apiToken: { token: string; generated: boolean };
 }
 
@@ -107,6 +113,26 @@ export async function buildApp(
   registerApiCallRecording(app, events);
 
   await app.register(serverRoutes(registry, pool));
+
+  // socket.io on the same HTTP server; features add namespaces. Engine packets may be twice the body limit so
+  // that a too-large stream message is answered with an error, not a dropped connection.
+  const realtime = createSocketServer(app, {
+    allowedOrigins: config.allowedOrigins,
+    maxPacketBytes: config.bodyLimitBytes * 2,
+  });
+  const streamLog = log.child({ module: 'streams' });
+  const streams = new StreamService({
+    db,
+    pool,
+    registry,
+    events,
+    log: streamLog,
+    limits: { maxMessageBytes: config.bodyLimitBytes },
+  });
+  streams.start();
+  registerStreamNamespace(realtime.io, streams, { allowedOrigins: config.allowedOrigins, log: streamLog });
+  realtime.beforeClose(() => streams.close());
+  await app.register(streamRoutes(streams));
   await app.register(eventRoutes(db));
 
   // Closing waits for every open connection; a keep-alive socket becomes idle only after its in-flight
@@ -124,5 +150,8 @@ export async function buildApp(
     if (!options.db) await db.close();
   });
 
-  return { app, hub: { config, log, db, events, metrics, recorder, registry, pool, apiToken } };
+  return {
+    app,
+    hub: { config, log, db, events, metrics, recorder, registry, pool, realtime, streams, apiToken },
+  };
 }

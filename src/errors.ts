@@ -11,6 +11,7 @@ export const errorCatalogue = {
   SB_ERR_UNAUTHORIZED: { status: 401, message: 'Authentication required: %s' },
   SB_ERR_FORBIDDEN: { status: 403, message: 'Forbidden: %s' },
   SB_ERR_NOT_FOUND: { status: 404, message: '%s not found' },
+  SB_ERR_STREAM_STOPPED: { status: 410, message: 'Stream %s has stopped' },
   SB_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'No route %s' },
   SB_ERR_CONFLICT: { status: 409, message: 'Conflict: %s' },
   SB_ERR_RATE_LIMITED: { status: 429, message: 'Rate limit exceeded: %s' },
