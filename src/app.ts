@@ -1,5 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { bundleRoutes } from './bundles/routes.js';
 import type { Config } from './config.js';
 import type { Db } from './db/db.js';
 import { loadMigrations, migrate } from './db/migrator.js';
@@ -133,6 +134,7 @@ export async function buildApp(
   registerStreamNamespace(realtime.io, streams, { allowedOrigins: config.allowedOrigins, log: streamLog });
   realtime.beforeClose(() => streams.close());
   await app.register(streamRoutes(streams));
+  await app.register(bundleRoutes({ db, events, log, servers: registry, pool }));
   await app.register(eventRoutes(db));
 
   // Closing waits for every open connection; a keep-alive socket becomes idle only after its in-flight

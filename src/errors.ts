@@ -24,6 +24,9 @@ export const errorCatalogue = {
   SB_ERR_CANCELLED: { status: 499, message: 'Cancelled: %s' },
   SB_ERR_QUEUE_FULL: { status: 503, message: 'Too many calls waiting: %s' },
   SB_ERR_CLOSED: { status: 503, message: '%s is closed' },
+  SB_ERR_TOOL_ERROR: { status: 502, message: 'The tool reported an error: %s' },
+  SB_ERR_STEP_INPUT: { status: 422, message: 'A workflow step could not get its arguments: %s' },
+  SB_ERR_STEP_SKIPPED: { status: 424, message: 'A workflow step was skipped: %s' },
   SB_ERR_INTERNAL: { status: 500, message: 'Internal error: %s' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,0 +1,296 @@
+import type { Queryable } from '../db/db.js';
+import type { BundleConfig, Workflow } from './payloads.js';
+import type { ExecutionStatus, StepState } from './workflow-engine.js';
+
+export interface BundleRecord {
+  id: string;
+  name: string;
+  serverIds: number[];
+  config: BundleConfig;
+  description: string;
+  workflow: Workflow | null;
+  executionCount: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface BundlePerformance {
+  executions: number;
+  success_rate: number | null;
+  avg_duration_ms: number | null;
+  p95_duration_ms: number | null;
+  last_run: string | null;
+}
+
+interface BundleRow {
+  id: string;
+  name: string;
+  server_ids: number[];
+  config: BundleConfig | null;
+  description: string;
+  workflow: Workflow | null;
+  execution_count: number | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const columns =
+  'id, name, server_ids, config, description, workflow, execution_count, created_at, updated_at';
+
+const toRecord = (r: BundleRow): BundleRecord => ({
+  id: r.id,
+  name: r.name,
+  serverIds: r.server_ids,
+  config: r.config ?? {},
+  description: r.description,
+  workflow: r.workflow,
+  executionCount: r.execution_count ?? 0,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export type NewBundle = Omit<BundleRecord, 'executionCount' | 'createdAt' | 'updatedAt'>;
+
+export async function insertBundle(db: Queryable, b: NewBundle): Promise<BundleRecord> {
+  const { rows } = await db.query<BundleRow>(
+    `INSERT INTO mcp_bundles (id, name, server_ids, config, description, workflow)
+     VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6::jsonb)
+     RETURNING ${columns}`,
+    [
+      b.id,
+      b.name,
+      JSON.stringify(b.serverIds),
+      JSON.stringify(b.config),
+      b.description,
+      b.workflow === null ? null : JSON.stringify(b.workflow),
+    ],
+  );
+  return toRecord(rows[0]!);
+}
+
+export async function findBundle(db: Queryable, id: string): Promise<BundleRecord | undefined> {
+  const { rows } = await db.query<BundleRow>(
+    `SELECT ${columns} FROM mcp_bundles WHERE id = $1 AND deleted_at IS NULL`,
+    [id],
+  );
+  return rows[0] && toRecord(rows[0]);
+}
+
+export async function updateBundle(db: Queryable, b: NewBundle): Promise<BundleRecord | undefined> {
+  const { rows } = await db.query<BundleRow>(
+    `UPDATE mcp_bundles SET name = $2, server_ids = $3::jsonb, config = $4::jsonb, description = $5,
+       workflow = $6::jsonb, updated_at = LOCALTIMESTAMP
+     WHERE id = $1 AND deleted_at IS NULL
+     RETURNING ${columns}`,
+    [
+      b.id,
+      b.name,
+      JSON.stringify(b.serverIds),
+      JSON.stringify(b.config),
+      b.description,
+      b.workflow === null ? null : JSON.stringify(b.workflow),
+    ],
+  );
+  return rows[0] && toRecord(rows[0]);
+}
+
+/** Soft delete: mcp_events.bundle_id refers to the row, and the bundle's history stays readable. */
+export async function softDeleteBundle(db: Queryable, id: string): Promise<boolean> {
+  const res = await db.query(
+    'UPDATE mcp_bundles SET deleted_at = LOCALTIMESTAMP WHERE id = $1 AND deleted_at IS NULL',
+    [id],
+  );
+  return res.rowCount > 0;
+}
+
+interface PerformanceRow extends BundleRow {
+  executions_recorded: number | null;
+  success_rate: number | null;
+  avg_duration_ms: number | null;
+  p95_duration_ms: number | null;
+  last_run: Date | null;
+}
+
+/** Live bundles, oldest first, with their figures from the mcp_bundle_performance view. */
+export async function listBundlesWithPerformance(
+  db: Queryable,
+): Promise<{ bundle: BundleRecord; performance: BundlePerformance }[]> {
+  const { rows } = await db.query<PerformanceRow>(
+    `SELECT b.id, b.name, b.server_ids, b.config, b.description, b.workflow, b.execution_count, b.created_at,
+            b.updated_at, p.executions_recorded, p.success_rate, p.avg_duration_ms, p.p95_duration_ms, p.last_run
+     FROM mcp_bundles b
+     LEFT JOIN mcp_bundle_performance p ON p.bundle_id = b.id
+     WHERE b.deleted_at IS NULL
+     ORDER BY b.created_at, b.id`,
+  );
+  return rows.map((r) => ({
+    bundle: toRecord(r),
+    performance: {
+      executions: Number(r.executions_recorded ?? 0),
+      success_rate: r.success_rate === null ? null : Number(r.success_rate),
+      avg_duration_ms: r.avg_duration_ms === null ? null : Number(r.avg_duration_ms),
+      p95_duration_ms: r.p95_duration_ms === null ? null : Number(r.p95_duration_ms),
+      last_run: r.last_run ? r.last_run.toISOString() : null,
+    },
+  }));
+}
+
+// --- executions ----------------------------------------------------------------------------------
+
+export interface NewExecution {
+  id: string;
+  bundleId: string;
+  config: BundleConfig;
+  workflow: Workflow;
+  context: Record<string, unknown>;
+  clientId: string | null;
+  startedAt: Date;
+}
+
+export async function insertExecution(db: Queryable, e: NewExecution): Promise<void> {
+  await db.query(
+    `INSERT INTO mcp_bundle_executions (id, bundle_id, status, config, workflow, context, client_id, started_at)
+     VALUES ($1, $2, 'running', $3::jsonb, $4::jsonb, $5::jsonb, $6, $7)`,
+    [
+      e.id,
+      e.bundleId,
+      JSON.stringify(e.config),
+      JSON.stringify(e.workflow),
+      JSON.stringify(e.context),
+      e.clientId,
+      e.startedAt,
+    ],
+  );
+}
+
+const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
+
+export async function insertStepResult(db: Queryable, executionId: string, s: StepState): Promise<void> {
+  await db.query(
+    `INSERT INTO mcp_bundle_step_results (execution_id, step, step_id, server_index, server_id, tool_name,
+       status, ok, args, result, content, error, attempts, started_at, duration_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13, $14, $15)
+     ON CONFLICT (execution_id, step) DO NOTHING`,
+    [
+      executionId,
+      s.step,
+      s.id,
+      s.server,
+      s.serverId,
+      s.tool,
+      s.status,
+      s.ok,
+      json(s.args),
+      json(s.result),
+      json(s.content),
+      json(s.error),
+      s.attempts,
+      s.startedAt === null ? null : new Date(s.startedAt),
+      s.durationMs,
+    ],
+  );
+}
+
+/** Ends an execution and counts it on its bundle, in one transaction. */
+export async function finishExecution(
+  db: Queryable,
+  e: {
+    id: string;
+    bundleId: string;
+    status: ExecutionStatus;
+    context: Record<string, unknown>;
+    durationMs: number;
+  },
+): Promise<void> {
+  await db.query(
+    `UPDATE mcp_bundle_executions
+     SET status = $2, final_context = $3::jsonb, duration_ms = $4, finished_at = LOCALTIMESTAMP
+     WHERE id = $1`,
+    [e.id, e.status, JSON.stringify(e.context), e.durationMs],
+  );
+  await db.query('UPDATE mcp_bundles SET execution_count = COALESCE(execution_count, 0) + 1 WHERE id = $1', [
+    e.bundleId,
+  ]);
+}
+
+export interface ExecutionRecord {
+  id: string;
+  bundleId: string;
+  status: ExecutionStatus;
+  workflow: Workflow;
+  context: Record<string, unknown>;
+  finalContext: Record<string, unknown> | null;
+  startedAt: Date;
+  durationMs: number | null;
+  steps: StepState[];
+}
+
+interface ExecutionRow {
+  id: string;
+  bundle_id: string;
+  status: ExecutionStatus;
+  workflow: Workflow;
+  context: Record<string, unknown>;
+  final_context: Record<string, unknown> | null;
+  started_at: Date;
+  duration_ms: number | null;
+}
+
+interface StepRow {
+  step: number;
+  step_id: string | null;
+  server_index: number;
+  server_id: number | null;
+  tool_name: string;
+  status: StepState['status'];
+  ok: boolean;
+  args: Record<string, unknown> | null;
+  result: unknown;
+  content: StepState['content'] | null;
+  error: StepState['error'] | null;
+  attempts: number;
+  started_at: Date | null;
+  duration_ms: number | null;
+}
+
+export async function findExecution(db: Queryable, id: string): Promise<ExecutionRecord | undefined> {
+  const { rows } = await db.query<ExecutionRow>(
+    `SELECT id, bundle_id, status, workflow, context, final_context, started_at, duration_ms
+     FROM mcp_bundle_executions WHERE id = $1`,
+    [id],
+  );
+  const e = rows[0];
+  if (!e) return undefined;
+  const steps = await db.query<StepRow>(
+    `SELECT step, step_id, server_index, server_id, tool_name, status, ok, args, result, content, error,
+            attempts, started_at, duration_ms
+     FROM mcp_bundle_step_results WHERE execution_id = $1 ORDER BY step`,
+    [id],
+  );
+  return {
+    id: e.id,
+    bundleId: e.bundle_id,
+    status: e.status,
+    workflow: e.workflow,
+    context: e.context,
+    finalContext: e.final_context,
+    startedAt: e.started_at,
+    durationMs: e.duration_ms,
+    steps: steps.rows.map((r) => ({
+      step: r.step,
+      id: r.step_id,
+      server: r.server_index,
+      serverId: r.server_id ?? 0,
+      tool: r.tool_name,
+      status: r.status,
+      ok: r.ok,
+      ...(r.result === null ? {} : { result: r.result }),
+      ...(r.content === null ? {} : { content: r.content }),
+      ...(r.error === null ? {} : { error: r.error }),
+      ...(r.args === null ? {} : { args: r.args }),
+      attempts: r.attempts,
+      durationMs: r.duration_ms,
+      startedAt: r.started_at ? r.started_at.toISOString() : null,
+    })),
+  };
+}

@@ -1,0 +1,97 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { abortOnClose } from '../http/abort-on-close.js';
+import {
+  bundleIdParams,
+  createBundleSchema,
+  executeBundleSchema,
+  executionIdParams,
+  updateBundleSchema,
+} from './payloads.js';
+import { type BundleDeps, BundleService } from './service.js';
+
+/** The REST adapter of the bundle service; the service is closed (running executions cancelled) with the app. */
+export const bundleRoutes =
+  (deps: BundleDeps): FastifyPluginAsyncZod =>
+  async (app) => {
+    const service = new BundleService({ ...deps, log: deps.log.child({ module: 'bundles' }) });
+    app.addHook('onClose', () => service.close());
+    const tags = ['bundles'];
+
+    app.post(
+      '/api/mcp/bundle/create',
+      { schema: { tags, summary: 'Create a bundle of servers', body: createBundleSchema } },
+      async (req, reply) => {
+        const bundle = await service.create(req.body);
+        return reply.status(201).send({ success: true, bundleId: bundle.id, bundle });
+      },
+    );
+
+    app.get(
+      '/api/mcp/bundle/list',
+      { schema: { tags, summary: 'Bundles with execution counts and performance' } },
+      async () => ({ success: true, bundles: await service.list() }),
+    );
+
+    app.post(
+      '/api/mcp/bundle/execute',
+      {
+        schema: {
+          tags,
+          summary: "Run a workflow over a bundle's servers (async: true answers 202 at once)",
+          body: executeBundleSchema,
+        },
+      },
+      async (req, reply) => {
+        const { executionId, done } = await service.execute(req.body);
+        if (req.body.async) return reply.status(202).send({ success: true, executionId, status: 'running' });
+        // A client that goes away cancels the execution it was waiting for.
+        abortOnClose(reply).addEventListener('abort', () => {
+          service.cancel(executionId).catch(() => {});
+        });
+        return reply.send(await done);
+      },
+    );
+
+    app.get(
+      '/api/mcp/bundle/executions/:executionId',
+      {
+        schema: { tags, summary: 'An execution: its state so far, or its result', params: executionIdParams },
+      },
+      async (req) => service.getExecution(req.params.executionId),
+    );
+
+    app.post(
+      '/api/mcp/bundle/executions/:executionId/cancel',
+      {
+        schema: {
+          tags,
+          summary: 'Cancel a running execution (its upstream calls are cancelled)',
+          params: executionIdParams,
+        },
+      },
+      async (req) => service.cancel(req.params.executionId),
+    );
+
+    app.get(
+      '/api/mcp/bundle/:bundleId',
+      { schema: { tags, summary: 'One bundle', params: bundleIdParams } },
+      async (req) => ({ success: true, bundle: await service.get(req.params.bundleId) }),
+    );
+
+    app.patch(
+      '/api/mcp/bundle/:bundleId',
+      { schema: { tags, summary: 'Change a bundle', params: bundleIdParams, body: updateBundleSchema } },
+      async (req) => ({ success: true, bundle: await service.update(req.params.bundleId, req.body) }),
+    );
+
+    app.delete(
+      '/api/mcp/bundle/:bundleId',
+      {
+        schema: { tags, summary: 'Delete a bundle (its executions and events stay)', params: bundleIdParams },
+      },
+      async (req) => {
+        await service.remove(req.params.bundleId);
+        return { success: true, deleted: req.params.bundleId };
+      },
+    );
+  };
