@@ -16,12 +16,37 @@ export interface Queryable {
 
 export type DbDriver = 'pglite' | 'postgres';
 
+/**
+ * A query read in batches (exports). The pg driver runs `text` through a cursor on a connection of its own;
+ * PGlite has one connection, where a cursor would hold a transaction (and every writer) for the whole read,
+ * so it runs `page` queries instead: keyset pagination, each page a short statement of its own.
+ */
+export interface StreamQuery<R> {
+  /** The whole query, in a stable order (by a unique key). */
+  text: string;
+  params: readonly unknown[];
+  /** At most `limit` rows of the same query that come after `after` (the first page when undefined). */
+  page(after: R | undefined, limit: number): { text: string; params: readonly unknown[] };
+}
+
+export interface StreamOptions {
+  /** Rows per batch (and per PGlite page). Default 1,000. */
+  batchSize?: number;
+  /** Aborting ends the query at once, even in the middle of a batch. */
+  signal?: AbortSignal;
+}
+
 export interface Db extends Queryable {
   readonly driver: DbDriver;
   /** Runs fn in one transaction on one connection: committed if it resolves, rolled back if it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Bulk-loads rows with COPY FROM STDIN (text format); values are encoded by encodeCopyValue. */
   copyRows(table: string, columns: readonly string[], rows: readonly (readonly unknown[])[]): Promise<number>;
+  /**
+   * The rows of a query in batches, read as they are consumed: memory holds one batch whatever the size of
+   * the result. Breaking out of the loop (or aborting the signal) ends the query.
+   */
+  stream<R>(query: StreamQuery<R>, options?: StreamOptions): AsyncIterable<R[]>;
   /** Idempotent; queries after close fail with SB_ERR_CLOSED. */
   close(): Promise<void>;
 }

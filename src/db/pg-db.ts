@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import Cursor from 'pg-cursor';
 import { HubError } from '../errors.js';
 import {
   copyStatement,
@@ -9,8 +10,12 @@ import {
   encodeCopyRows,
   parseUtcTimestamp,
   type QueryResult,
+  type StreamOptions,
+  type StreamQuery,
   typeOids,
 } from './db.js';
+
+const DEFAULT_BATCH = 1000;
 
 const parsers: Record<number, (text: string) => unknown> = {
   [typeOids.int8]: Number,
@@ -89,6 +94,40 @@ export async function openPgDb(connectionString: string, options: { max?: number
         return rows.length;
       } finally {
         client.release();
+      }
+    },
+    async *stream<R>(query: StreamQuery<R>, options: StreamOptions = {}) {
+      guard();
+      const { signal } = options;
+      signal?.throwIfAborted();
+      const batchSize = options.batchSize ?? DEFAULT_BATCH;
+      const client = await pool.connect();
+      const cursor = client.query(new Cursor<R>(query.text, query.params as unknown[], { types }));
+      let reading = false;
+      let finished = false;
+      // A read in flight cannot be interrupted from the client side: the server is asked to cancel it.
+      const onAbort = () => {
+        if (!reading) return;
+        const pid = (client as unknown as { processID: number }).processID;
+        pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        for (;;) {
+          reading = true;
+          const rows = await cursor.read(batchSize);
+          reading = false;
+          signal?.throwIfAborted();
+          if (rows.length > 0) yield rows;
+          if (rows.length < batchSize) break;
+        }
+        await cursor.close();
+        finished = true;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        // Stopped early (the consumer left, an abort, an error): the connection is closed rather than
+        // returned to the pool, which ends the portal and whatever the backend was still doing.
+        client.release(finished ? undefined : true);
       }
     },
     async close() {

@@ -1,7 +1,17 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { HubError } from '../errors.js';
-import { copyStatement, type Db, encodeCopyRows, type QueryResult, typeOids } from './db.js';
+import {
+  copyStatement,
+  type Db,
+  encodeCopyRows,
+  type QueryResult,
+  type StreamOptions,
+  type StreamQuery,
+  typeOids,
+} from './db.js';
+
+const DEFAULT_BATCH = 1000;
 
 /** Embedded PostgreSQL (PGlite): file-backed in dataDir, or in memory when dataDir is undefined. */
 export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
@@ -42,6 +52,20 @@ export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
       const blob = new Blob([encodeCopyRows(rows)]);
       await pg.query(copyStatement(table, columns, "'/dev/blob'"), [], { blob });
       return rows.length;
+    },
+    async *stream<R>(query: StreamQuery<R>, options: StreamOptions = {}) {
+      const limit = options.batchSize ?? DEFAULT_BATCH;
+      let after: R | undefined;
+      for (;;) {
+        options.signal?.throwIfAborted();
+        const page = query.page(after, limit);
+        const { rows } = await run<R>(pg, page.text, page.params);
+        if (rows.length > 0) {
+          after = rows[rows.length - 1];
+          yield rows;
+        }
+        if (rows.length < limit) return;
+      }
     },
     async close() {
       if (closed) return;

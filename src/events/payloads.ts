@@ -20,7 +20,9 @@ export const isoDate = z
     const hasTime = s.length > 10;
     const hasOffset = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(s.slice(10));
     const date = new Date(hasTime && !hasOffset ? `${s.replace(' ', 'T')}Z` : s.replace(' ', 'T'));
-    if (Number.isNaN(date.getTime())) {
+    const [y, m, d] = s.slice(0, 10).split('-').map(Number) as [number, number, number];
+    // Date() rolls 2026-02-30 over to March; a day the month does not have is an error.
+    if (Number.isNaN(date.getTime()) || new Date(Date.UTC(y, m - 1, d)).getUTCDate() !== d || m > 12) {
       ctx.addIssue({ code: 'custom', message: 'not a valid date' });
       return z.NEVER;
     }

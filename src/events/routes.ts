@@ -1,6 +1,9 @@
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Db } from '../db/db.js';
-import { analyzeQuerySchema } from './payloads.js';
+import { abortOnClose } from '../http/abort-on-close.js';
+import { exportChunks, exportContentTypes } from './export.js';
+import { analyzeQuerySchema, exportQuerySchema } from './payloads.js';
 import { analyzeEvents } from './service.js';
 
 export const eventRoutes =
@@ -19,5 +22,30 @@ export const eventRoutes =
         },
       },
       async (req) => ({ success: true, ...(await analyzeEvents(db, req.query)) }),
+    );
+
+    app.get(
+      '/api/mcp/events/export',
+      {
+        schema: {
+          tags,
+          summary: 'Events as CSV, JSON or NDJSON, streamed from a database cursor',
+          querystring: exportQuerySchema,
+        },
+      },
+      async (req, reply) => {
+        const { format } = req.query;
+        // One batch in the stream's buffer at most: the database is read only as fast as the client reads.
+        const body = Readable.from(exportChunks(db, req.query, { signal: abortOnClose(reply) }), {
+          objectMode: true,
+          highWaterMark: 1,
+        });
+        const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+        return reply
+          .header('content-type', exportContentTypes[format])
+          .header('content-disposition', `attachment; filename="mcp-events-${stamp}.${format}"`)
+          .header('cache-control', 'no-store')
+          .send(body);
+      },
     );
   };
