@@ -266,3 +266,62 @@ export async function toolPairs(
   );
   return rows;
 }
+
+export interface ListFilters {
+  since?: Date | undefined;
+  until?: Date | undefined;
+  serverId?: number | undefined;
+  bundleId?: string | undefined;
+  streamId?: string | undefined;
+  eventType?: string | undefined;
+  toolName?: string | undefined;
+  outcome?: string | undefined;
+}
+
+/** Where a page ends: the timestamp as PostgreSQL text (microseconds kept, which a JS Date would lose) and id. */
+export interface ListPosition {
+  ts: string;
+  id: number;
+}
+
+export type ListedEventRow = Record<string, unknown> & { id: number; timestamp: Date; position_ts: string };
+
+/** A page of events, newest first: keyset pagination on (timestamp, id), `limit` rows from `after`. */
+export async function listEventsPage(
+  db: Queryable,
+  f: ListFilters,
+  after: ListPosition | undefined,
+  limit: number,
+): Promise<ListedEventRow[]> {
+  const { rows } = await db.query<ListedEventRow>(
+    `SELECT id, timestamp, event_type, server_id, bundle_id, stream_id, tool_name, outcome, ok, error_code, source,
+            client_id, config_version, duration, request_bytes, response_bytes, event_data,
+            to_char(timestamp, 'YYYY-MM-DD"T"HH24:MI:SS.US') AS position_ts
+     FROM mcp_events
+     WHERE ($1::timestamptz IS NULL OR timestamp >= ($1::timestamptz AT TIME ZONE 'UTC'))
+       AND ($2::timestamptz IS NULL OR timestamp < ($2::timestamptz AT TIME ZONE 'UTC'))
+       AND ($3::int IS NULL OR server_id = $3)
+       AND ($4::varchar IS NULL OR bundle_id = $4)
+       AND ($5::varchar IS NULL OR stream_id = $5)
+       AND ($6::varchar IS NULL OR event_type = $6)
+       AND ($7::varchar IS NULL OR tool_name = $7)
+       AND ($8::varchar IS NULL OR outcome = $8)
+       AND ($9::timestamp IS NULL OR (timestamp, id) < ($9::timestamp, $10::int))
+     ORDER BY timestamp DESC, id DESC
+     LIMIT $11`,
+    [
+      f.since?.toISOString() ?? null,
+      f.until?.toISOString() ?? null,
+      f.serverId ?? null,
+      f.bundleId ?? null,
+      f.streamId ?? null,
+      f.eventType ?? null,
+      f.toolName ?? null,
+      f.outcome ?? null,
+      after?.ts ?? null,
+      after?.id ?? null,
+      limit,
+    ],
+  );
+  return rows;
+}

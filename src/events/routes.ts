@@ -3,13 +3,25 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Db } from '../db/db.js';
 import { abortOnClose } from '../http/abort-on-close.js';
 import { exportChunks, exportContentTypes } from './export.js';
-import { analyzeQuerySchema, exportQuerySchema } from './payloads.js';
-import { analyzeEvents } from './service.js';
+import { analyzeQuerySchema, exportQuerySchema, listQuerySchema } from './payloads.js';
+import { analyzeEvents, listEvents } from './service.js';
 
 export const eventRoutes =
   (db: Db): FastifyPluginAsyncZod =>
   async (app) => {
     const tags = ['events'];
+
+    app.get(
+      '/api/mcp/events',
+      {
+        schema: {
+          tags,
+          summary: 'Events, newest first, with filters and cursor pagination',
+          querystring: listQuerySchema,
+        },
+      },
+      async (req) => ({ success: true, ...(await listEvents(db, req.query)) }),
+    );
 
     app.get(
       '/api/mcp/events/analyze',

@@ -1,12 +1,14 @@
 import type { Db } from '../db/db.js';
-import { notFound } from '../errors.js';
+import { HubError, notFound } from '../errors.js';
 import { autoBucket, buildAnalysis, RULES } from './analysis.js';
-import { type AnalyzeQuery, bucketSizes, DEFAULT_ANALYZE_DAYS } from './payloads.js';
+import { type AnalyzeQuery, bucketSizes, DEFAULT_ANALYZE_DAYS, type ListQuery } from './payloads.js';
 import {
   configVersionStats,
   countEventTypes,
   type EventScope,
   groupStats,
+  type ListPosition,
+  listEventsPage,
   scopeServers,
   serverCallStats,
   throughput,
@@ -61,4 +63,45 @@ export async function analyzeEvents(db: Db, query: AnalyzeQuery, now = new Date(
     servers,
     pairs,
   });
+}
+
+/** The opaque cursor of the event list: where the last page ended, base64url-encoded. */
+export function encodeCursor(p: ListPosition): string {
+  return Buffer.from(JSON.stringify([p.ts, p.id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): ListPosition {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'string' &&
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/.test(value[0]) &&
+      Number.isInteger(value[1]) &&
+      value[1] > 0 &&
+      value[1] <= 2_147_483_647
+    ) {
+      return { ts: value[0], id: value[1] };
+    }
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new HubError('SB_ERR_VALIDATION', 'querystring /cursor: not a cursor returned by a previous page');
+}
+
+/** `GET /api/mcp/events`: newest first, `limit` per page, `nextCursor` null on the last page. */
+export async function listEvents(db: Db, query: ListQuery) {
+  const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  const rows = await listEventsPage(db, query, after, query.limit + 1);
+  const page = rows.slice(0, query.limit);
+  const last = page[page.length - 1];
+  return {
+    events: page.map(({ position_ts: _, ...event }) => ({
+      ...event,
+      timestamp: event.timestamp.toISOString(),
+    })),
+    nextCursor:
+      rows.length > query.limit && last ? encodeCursor({ ts: last.position_ts, id: last.id }) : null,
+  };
 }
