@@ -134,7 +134,7 @@ export async function buildApp(
   registerStreamNamespace(realtime.io, streams, { allowedOrigins: config.allowedOrigins, log: streamLog });
   realtime.beforeClose(() => streams.close());
   await app.register(streamRoutes(streams));
-  await app.register(bundleRoutes({ db, events, log, servers: registry, pool }));
+  await app.register(bundleRoutes({ db, events, log, config, servers: registry, pool }));
   await app.register(eventRoutes(db));
 
   // Closing waits for every open connection; a keep-alive socket becomes idle only after its in-flight

@@ -14,7 +14,8 @@ export const bundleRoutes =
   (deps: BundleDeps): FastifyPluginAsyncZod =>
   async (app) => {
     const service = new BundleService({ ...deps, log: deps.log.child({ module: 'bundles' }) });
-    app.addHook('onClose', () => service.close());
+    // preClose: executions end (and are stored) before the pool and the database close in onClose.
+    app.addHook('preClose', () => service.close({ graceMs: deps.config.shutdownGraceMs }));
     const tags = ['bundles'];
 
     app.post(

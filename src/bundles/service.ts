@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Tool } from '@modelcontextprotocol/client';
+import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
 import { HubError, notFound } from '../errors.js';
 import type { HubEventBus } from '../events/hub-events.js';
@@ -36,6 +37,8 @@ export interface BundleDeps {
   log: Logger;
   servers: { record(id: number): Promise<ServerRecord | undefined> };
   pool: ToolCaller & { listTools(serverId: number, opts?: { signal?: AbortSignal }): Promise<Tool[]> };
+  /** shutdownGraceMs: how long running executions may take to finish when the hub closes. */
+  config: Pick<Config, 'shutdownGraceMs'>;
 }
 
 export type BundleView = ReturnType<typeof toView>;
@@ -309,12 +312,22 @@ export class BundleService {
     return live.done;
   }
 
-  /** Cancels every running execution and waits until each is stored. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Takes no new executions; running ones get `graceMs` to finish (like calls in the pool), then are
+   * cancelled; resolves when each is stored. Runs before the pool and the database close. Idempotent.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
     this.#closed = true;
     const live = [...this.#live.values()];
+    const all = Promise.all(live.map((l) => l.done));
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, options.graceMs ?? 0);
+    });
+    await Promise.race([all, grace]);
+    clearTimeout(timer);
     for (const l of live) l.run.cancel('the hub is shutting down');
-    await Promise.all(live.map((l) => l.done));
+    await all;
   }
 
   async #require(id: string): Promise<BundleRecord> {
