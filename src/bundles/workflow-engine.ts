@@ -124,7 +124,22 @@ export async function planWorkflow(
       loading = lookup(serverId);
       toolsByServer.set(serverId, loading);
     }
-    const tools = await loading;
+    let tools: Tool[] | undefined;
+    try {
+      tools = await loading;
+    } catch (err) {
+      // The server is there but cannot list its tools (disabled, unreachable): same code, the step named.
+      if (!isHubError(err)) throw err;
+      if (err.code === 'SB_ERR_SERVER_DISABLED') {
+        throw invalid(i, s.tool, `server ${serverId} (index ${s.server}) is disabled`, { serverId });
+      }
+      throw new HubError(
+        err.code,
+        `workflow step ${i} (${s.tool}), server ${serverId}`,
+        { step: i, serverId, cause: err.toJSON() },
+        { cause: err },
+      );
+    }
     if (!tools)
       throw invalid(i, s.tool, `server ${serverId} (index ${s.server}) no longer exists`, { serverId });
     const tool = tools.find((t) => t.name === s.tool);

@@ -34,6 +34,7 @@ describe.each(drivers)('bundles on %s', (driver) => {
   let t: TestHub;
   const flaky: Record<string, number> = {};
   let contextServer: number;
+  let everything: number;
 
   async function addServer(name: string, args: string[]): Promise<number> {
     const res = await t.api({
@@ -77,6 +78,22 @@ describe.each(drivers)('bundles on %s', (driver) => {
       flaky[name] = await addServer(`flaky-${name}`, [`${projectRoot}/dist/examples/servers/flaky.js`]);
     }
     contextServer = await addServer('context-fixture', [`${projectRoot}/test/helpers/context-server.mjs`]);
+    everything = await addServer('everything', [
+      `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`,
+      'stdio',
+    ]);
+    const bounded = await t.api({
+      method: 'POST',
+      url: '/api/mcp/servers',
+      payload: {
+        name: 'flaky-bounded',
+        transport: 'stdio',
+        command: process.execPath,
+        args: [`${projectRoot}/dist/examples/servers/flaky.js`],
+        config: { max_concurrency: 2 },
+      },
+    });
+    flaky.bounded = bounded.json().server.id;
   });
   afterAll(() => t?.close());
 
@@ -272,6 +289,46 @@ describe.each(drivers)('bundles on %s', (driver) => {
       const lastEnd = Math.max(...results.slice(0, 3).map((r) => Date.parse(r.startedAt) + r.durationMs));
       expect(Date.parse(results[3]!.startedAt)).toBeGreaterThanOrEqual(lastEnd - 2);
       expect(body.durationMs).toBeLessThan(550);
+    });
+
+    it("parallel: true stays within each server's max_concurrency", async () => {
+      const bundleId = await createBundle({
+        bundleName: 'bounded',
+        serverIds: [flaky.bounded!],
+        bundleConfig: { parallel: true },
+      });
+      const steps = [0, 1, 2, 3].map(() => ({ server: 0, tool: 'concurrency', args: { ms: 150 } }));
+      const { body } = await execute({ bundleId, workflow: { steps } });
+      expect(body.status).toBe('succeeded');
+      expect(Math.max(...body.results.map((r: StepResult) => r.result?.maxConcurrent as number))).toBe(2);
+      expect(body.durationMs).toBeGreaterThanOrEqual(290);
+    });
+
+    it('server-everything: runs alongside another server in parallel; its text results chain', async () => {
+      const bundleId = await createBundle({
+        bundleName: 'everything',
+        serverIds: [everything, flaky.par!],
+        bundleConfig: { parallel: true, auto_chain: true },
+      });
+      const steps = [
+        { server: 0, tool: 'trigger-long-running-operation', args: { duration: 0.3, steps: 1 } },
+        { server: 1, tool: 'sleep', args: { ms: 300 } },
+        { server: 0, tool: 'get-sum', args: { a: 2, b: 40 } },
+        { server: 0, tool: 'echo', args: { message: '{{prev.result}}' } },
+      ];
+      const { body } = await execute({ bundleId, workflow: { steps } });
+      expect(body.status, JSON.stringify(body.results)).toBe('succeeded');
+      const r = body.results as StepResult[];
+      // The two 300 ms steps overlapped.
+      expect(Math.abs(Date.parse(r[0]!.startedAt) - Date.parse(r[1]!.startedAt))).toBeLessThan(150);
+      expect(body.durationMs).toBeLessThan(550);
+      // get-sum answers text (no structuredContent): the reference gets the text.
+      expect(r[3]!.args).toEqual({ message: r[2]!.result });
+      expect(String(r[2]!.result)).toContain('42');
+      expect(String(r[3]!.result)).toContain('42');
+      expect(Date.parse(r[3]!.startedAt)).toBeGreaterThanOrEqual(
+        Date.parse(r[2]!.startedAt) + r[2]!.durationMs - 2,
+      );
     });
 
     it('auto_chain: every reference form, exact references keep their type, implicit chaining', async () => {
