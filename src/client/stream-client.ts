@@ -83,6 +83,7 @@ export class StreamClient {
   #socket: StreamSocket | undefined;
   #nextId = 0;
   readonly #pending = new Map<string | number, Pending>();
+  readonly #listeners: [keyof StreamServerToClient, (payload: never) => void][] = [];
 
   private constructor(
     readonly options: StreamClientOptions,
@@ -135,6 +136,8 @@ export class StreamClient {
       auth,
     });
     this.#socket = socket;
+    // Attached before the handshake, so that messages replayed right after it are not missed.
+    for (const [event, fn] of this.#listeners) socket.on(event, fn as never);
     const track = (payload: { seq?: number }) => {
       if (typeof payload?.seq === 'number' && payload.seq > this.lastSeq) this.lastSeq = payload.seq;
     };
@@ -178,6 +181,20 @@ export class StreamClient {
       this.token = r.token;
     }
     return this.connect({ lastSeq: this.lastSeq });
+  }
+
+  /** Listens on this socket and on every later one (reconnect), from before the handshake. */
+  on<E extends keyof StreamServerToClient>(event: E, fn: StreamServerToClient[E]): this {
+    this.#listeners.push([event, fn as (payload: never) => void]);
+    this.#socket?.on(event, fn as never);
+    return this;
+  }
+
+  off<E extends keyof StreamServerToClient>(event: E, fn: StreamServerToClient[E]): this {
+    const i = this.#listeners.findIndex(([e, f]) => e === event && f === (fn as unknown));
+    if (i >= 0) this.#listeners.splice(i, 1);
+    this.#socket?.off(event, fn as never);
+    return this;
   }
 
   /** Sends a client-message and resolves with its server-response (ok or not). */

@@ -32,6 +32,17 @@ describe('seed bundle examples', () => {
     expect(stdout).toMatch(/execution exec-\S+: succeeded/);
   });
 
+  it('examples/clients/bundle-graphics.mjs: the seed graphics workflow as written, on a bundle of [3, 3, 3]', async () => {
+    const { stdout } = await run(process.execPath, [`${projectRoot}/examples/clients/bundle-graphics.mjs`], {
+      env: { PATH: process.env.PATH ?? '', SWITCHBOARD_URL: base, SWITCHBOARD_API_TOKEN: testToken },
+      timeout: 60_000,
+    });
+    expect(stdout).toMatch(/step 0 analyze_image on server 3: succeeded .*png 16×16/);
+    expect(stdout).toMatch(/step 1 optimize_compression on server 3: succeeded .*webp 16×16/);
+    expect(stdout).toMatch(/step 2 apply_effects on server 3: succeeded .* 8×8/);
+    expect(stdout).toMatch(/execution exec-\S+: succeeded/);
+  });
+
   it('generate_content gets the whole analysis object through {{prev.result}}', async () => {
     const create = await t.api({
       method: 'POST',
