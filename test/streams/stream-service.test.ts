@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/logger.js';
+import type { StreamServerToClient } from '../../src/realtime/stream-events.js';
+import { type StreamPeer, StreamService } from '../../src/streams/stream-service.js';
+import { startTestHub, type TestHub } from '../helpers/hub.js';
+import { until } from '../helpers/stream-hub.js';
+
+/** A peer that records what it is sent, as a socket would deliver it. */
+function fakePeer(clientId: string) {
+  const received: { event: keyof StreamServerToClient; payload: unknown }[] = [];
+  const disconnects: string[] = [];
+  const peer: StreamPeer = {
+    clientId,
+    send: (event, payload) => received.push({ event, payload }),
+    disconnect: (reason) => disconnects.push(reason),
+  };
+  return { peer, received, disconnects };
+}
+
+describe('StreamService without sockets', () => {
+  let t: TestHub;
+  let service: StreamService;
+  let flakyId: number;
+  beforeAll(async () => {
+    t = await startTestHub('pglite');
+    const res = await t.api({
+      method: 'POST',
+      url: '/api/mcp/servers',
+      payload: {
+        name: 'flaky',
+        transport: 'stdio',
+        command: process.execPath,
+        args: ['dist/examples/servers/flaky.js'],
+      },
+    });
+    flakyId = res.json().server.id;
+    service = new StreamService({
+      db: t.hub.db,
+      pool: t.hub.pool,
+      registry: t.hub.registry,
+      events: t.hub.events,
+      log: createLogger('silent'),
+      idleTimeoutMs: 150,
+      flushIntervalMs: 25,
+    });
+    service.start();
+  });
+  afterAll(async () => {
+    await service?.close();
+    await t?.close();
+  });
+
+  const counters = async (id: string) =>
+    (
+      await t.hub.db.query<{ messages_received: number; messages_sent: number; active: boolean }>(
+        'SELECT messages_received, messages_sent, active FROM mcp_stream_sessions WHERE id = $1',
+        [id],
+      )
+    ).rows[0];
+
+  it('writes its counters to mcp_stream_sessions, which mcp_active_streams reflects', async () => {
+    const { streamId } = await service.startStream({ serverId: flakyId, clientId: 'a' });
+    const ctx = service.authenticate(streamId, service.issueToken(streamId, 'a').token);
+    const p = fakePeer('a');
+    const detach = service.attach(ctx, p.peer);
+    const bucket = service.rateLimiter(streamId);
+    for (const message of ['one', 'two']) {
+      const payload = { type: 'echo', message };
+      expect(service.admit(ctx, 'client-message', payload, bucket)).toBeUndefined();
+      expect(await service.handleMessage(ctx, payload)).toMatchObject({ ok: true });
+    }
+    expect(p.received.map((r) => r.event)).toEqual(['server-response', 'server-response']);
+    let row = await counters(streamId);
+    for (let i = 0; i < 100 && row?.messages_sent !== 2; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      row = await counters(streamId);
+    }
+    expect(row).toEqual({ messages_received: 2, messages_sent: 2, active: true });
+    const view = await t.hub.db.query(
+      'SELECT messages_received, messages_sent FROM mcp_active_streams WHERE stream_id = $1',
+      [streamId],
+    );
+    expect(view.rows[0]).toEqual({ messages_received: 2, messages_sent: 2 });
+    detach();
+  });
+
+  it('server notifications reach every client of the stream as server-notification', async () => {
+    const { streamId } = await service.startStream({ serverId: flakyId, clientId: 'a' });
+    const a = fakePeer('a');
+    const b = fakePeer('b');
+    service.attach({ streamId, clientId: 'a' }, a.peer);
+    service.attach({ streamId, clientId: 'b' }, b.peer);
+    await service.handleMessage({ streamId, clientId: 'a' }, { type: 'toggle_extra' });
+    await until(
+      () => b.received.some((r) => r.event === 'server-notification'),
+      'the tools/list_changed notification',
+    );
+    const n = b.received.find((r) => r.event === 'server-notification')!.payload;
+    expect(n).toMatchObject({ method: 'notifications/tools/list_changed', seq: expect.any(Number) });
+    expect(a.received.some((r) => r.event === 'server-notification')).toBe(true);
+  });
+
+  it('a stream nobody uses expires after the idle time, inactive in the database', async () => {
+    const { streamId } = await service.startStream({ serverId: flakyId, clientId: 'idle' });
+    const p = fakePeer('idle');
+    const detach = service.attach({ streamId, clientId: 'idle' }, p.peer);
+    await new Promise((r) => setTimeout(r, 300));
+    // Connected clients keep it alive.
+    expect(service.isKnown(streamId)).toBe(true);
+    expect(service.status().some((s) => s.streamId === streamId)).toBe(true);
+    detach();
+    await until(() => !service.status().some((s) => s.streamId === streamId), 'expiry', 3_000);
+    expect(() => service.issueToken(streamId, 'x')).toThrow(
+      expect.objectContaining({ code: 'SB_ERR_STREAM_STOPPED' }),
+    );
+    let row = await counters(streamId);
+    for (let i = 0; i < 50 && row?.active !== false; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      row = await counters(streamId);
+    }
+    expect(row?.active).toBe(false);
+  });
+
+  it('after close, new work fails with SB_ERR_CLOSED and close is idempotent', async () => {
+    const other = new StreamService({
+      db: t.hub.db,
+      pool: t.hub.pool,
+      registry: t.hub.registry,
+      events: t.hub.events,
+      log: createLogger('silent'),
+    });
+    const { streamId } = await other.startStream({ serverId: flakyId, clientId: 'z' });
+    const p = fakePeer('z');
+    other.attach({ streamId, clientId: 'z' }, p.peer);
+    await other.close();
+    await other.close();
+    expect(p.disconnects).toEqual(['hub shutting down']);
+    expect(p.received.at(-1)).toMatchObject({
+      event: 'stream-stopped',
+      payload: { reason: 'hub shutting down' },
+    });
+    await expect(other.startStream({ serverId: flakyId, clientId: 'z' })).rejects.toMatchObject({
+      code: 'SB_ERR_CLOSED',
+    });
+    expect((await counters(streamId))?.active).toBe(false);
+  });
+});
