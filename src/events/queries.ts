@@ -56,15 +56,6 @@ export interface EventTypeCountRow {
   n: number;
 }
 
-export async function countEventTypes(db: Queryable, scope: EventScope): Promise<EventTypeCountRow[]> {
-  const { rows } = await db.query<EventTypeCountRow>(
-    `SELECT event_type, count(*) AS n FROM mcp_events WHERE ${scopeFilter}
-     GROUP BY event_type ORDER BY n DESC, event_type`,
-    scopeParams(scope),
-  );
-  return rows;
-}
-
 export interface GroupStatsRow extends DurationRow {
   /** 'all', 'event_type' or 'tool'. */
   grouping: 'all' | 'event_type' | 'tool';
@@ -80,68 +71,12 @@ export interface GroupStatsRow extends DurationRow {
   max_bytes: number | null;
 }
 
-/** Durations, success and sizes overall, per event type and per (server, tool), in one pass. */
-export async function groupStats(db: Queryable, scope: EventScope): Promise<GroupStatsRow[]> {
-  const { rows } = await db.query<GroupStatsRow>(
-    `SELECT CASE WHEN GROUPING(event_type) = 0 THEN 'event_type'
-                 WHEN GROUPING(server_id, tool_name) = 0 THEN 'tool'
-                 ELSE 'all' END AS grouping,
-            event_type, server_id, tool_name,
-            count(*) AS n,
-            count(ok) AS judged,
-            count(*) FILTER (WHERE ok) AS succeeded,
-            count(*) FILTER (WHERE outcome = 'timeout') AS timeouts,
-            avg(COALESCE(request_bytes, 0) + COALESCE(response_bytes, 0))::float8 AS avg_bytes,
-            max(COALESCE(request_bytes, 0) + COALESCE(response_bytes, 0)) AS max_bytes,
-            ${durationColumns}
-     FROM mcp_events WHERE ${scopeFilter}
-     GROUP BY GROUPING SETS ((), (event_type), (server_id, tool_name))`,
-    scopeParams(scope),
-  );
-  // The (server, tool) set also yields a group for events without a tool; it is not a tool.
-  return rows.filter((r) => r.grouping !== 'tool' || r.tool_name !== null);
-}
-
-export interface ServerCallStatsRow extends DurationRow {
-  server_id: number;
-  n: number;
-  judged: number;
-  succeeded: number;
-  timeouts: number;
-}
-
-/** Tool calls per server: what the per-server rules look at. */
-export async function serverCallStats(db: Queryable, scope: EventScope): Promise<ServerCallStatsRow[]> {
-  const { rows } = await db.query<ServerCallStatsRow>(
-    `SELECT server_id, count(*) AS n, count(ok) AS judged, count(*) FILTER (WHERE ok) AS succeeded,
-            count(*) FILTER (WHERE outcome = 'timeout') AS timeouts,
-            ${durationColumns}
-     FROM mcp_events WHERE ${scopeFilter} AND event_type = 'tool_call' AND server_id IS NOT NULL
-     GROUP BY server_id ORDER BY server_id`,
-    scopeParams(scope),
-  );
-  return rows;
-}
-
 export interface ErrorRow {
   code: string;
   outcome: string | null;
   n: number;
   last_at: Date;
   message: string | null;
-}
-
-/** The most frequent failures (ok = false), by error code (or outcome when the code is missing). */
-export async function topErrors(db: Queryable, scope: EventScope, limit: number): Promise<ErrorRow[]> {
-  const { rows } = await db.query<ErrorRow>(
-    `SELECT COALESCE(error_code, outcome, 'unknown') AS code, outcome, count(*) AS n,
-            max(timestamp) AS last_at,
-            max(event_data -> 'error' ->> 'message') AS message
-     FROM mcp_events WHERE ${scopeFilter} AND ok = false
-     GROUP BY 1, 2 ORDER BY n DESC, code LIMIT $6`,
-    [...scopeParams(scope), limit],
-  );
-  return rows;
 }
 
 export interface ThroughputRow {
@@ -151,20 +86,108 @@ export interface ThroughputRow {
   avg: number | null;
 }
 
-/** Events per bucket; buckets are aligned on `since` and only non-empty ones are returned. */
-export async function throughput(
+interface ScopeRow extends DurationRow {
+  grouping: 'all' | 'event_type' | 'tool' | 'bucket' | 'error';
+  event_type: string | null;
+  server_id: number | null;
+  tool_name: string | null;
+  bucket: Date | null;
+  code: string | null;
+  outcome: string | null;
+  n: number;
+  judged: number;
+  succeeded: number;
+  failed: number;
+  timeouts: number;
+  avg_bytes: number | null;
+  max_bytes: number | null;
+  last_failed_at: Date | null;
+  message: string | null;
+}
+
+export interface ScopeStats {
+  eventTypes: EventTypeCountRow[];
+  /** Overall, per event type and per (server, tool). */
+  groups: GroupStatsRow[];
+  /** The most frequent failures (ok = false), by error code (or outcome when the code is missing). */
+  errors: ErrorRow[];
+  /** Events per bucket aligned on `since`; only non-empty buckets. */
+  throughput: ThroughputRow[];
+}
+
+/**
+ * Everything analyze reports about the scope's events, in one pass over them: one statement with grouping
+ * sets (overall, per event type, per tool, per time bucket, per error) reads the rows once instead of once
+ * per figure.
+ */
+export async function scopeStats(
   db: Queryable,
   scope: EventScope,
   bucketMs: number,
-): Promise<ThroughputRow[]> {
-  const { rows } = await db.query<ThroughputRow>(
-    `SELECT date_bin(make_interval(secs => $6::float8 / 1000), timestamp, $1::timestamptz AT TIME ZONE 'UTC') AS at,
-            count(*) AS n, count(*) FILTER (WHERE ok = false) AS errors, avg(duration)::float8 AS avg
-     FROM mcp_events WHERE ${scopeFilter}
-     GROUP BY 1 ORDER BY 1`,
+  topErrors: number,
+): Promise<ScopeStats> {
+  const { rows } = await db.query<ScopeRow>(
+    `SELECT CASE WHEN GROUPING(event_type) = 0 THEN 'event_type'
+                 WHEN GROUPING(server_id, tool_name) = 0 THEN 'tool'
+                 WHEN GROUPING(bucket) = 0 THEN 'bucket'
+                 WHEN GROUPING(code, outcome) = 0 THEN 'error'
+                 ELSE 'all' END AS grouping,
+            event_type, server_id, tool_name, bucket, code, outcome,
+            count(*) AS n,
+            count(ok) AS judged,
+            count(*) FILTER (WHERE ok) AS succeeded,
+            count(*) FILTER (WHERE NOT ok) AS failed,
+            count(*) FILTER (WHERE outcome = 'timeout') AS timeouts,
+            avg(COALESCE(request_bytes, 0) + COALESCE(response_bytes, 0))::float8 AS avg_bytes,
+            max(COALESCE(request_bytes, 0) + COALESCE(response_bytes, 0)) AS max_bytes,
+            max(timestamp) FILTER (WHERE NOT ok) AS last_failed_at,
+            max(message) AS message,
+            ${durationColumns}
+     FROM (
+       SELECT event_type, server_id, tool_name, outcome, ok, duration, timestamp, request_bytes, response_bytes,
+              -- Only failures' messages: the sorts of the grouping sets then carry no event_data.
+              CASE WHEN NOT ok THEN event_data -> 'error' ->> 'message' END AS message,
+              date_bin(make_interval(secs => $6::float8 / 1000), timestamp,
+                       $1::timestamptz AT TIME ZONE 'UTC') AS bucket,
+              COALESCE(error_code, outcome, 'unknown') AS code
+       FROM mcp_events WHERE ${scopeFilter}
+     ) e
+     GROUP BY GROUPING SETS ((), (event_type), (server_id, tool_name), (bucket), (code, outcome))`,
     [...scopeParams(scope), bucketMs],
   );
-  return rows;
+  const out: ScopeStats = { eventTypes: [], groups: [], errors: [], throughput: [] };
+  for (const r of rows) {
+    if (r.grouping === 'bucket') {
+      out.throughput.push({ at: r.bucket!, n: r.n, errors: r.failed, avg: r.avg });
+    } else if (r.grouping === 'error') {
+      if (r.failed > 0) {
+        out.errors.push({
+          code: r.code!,
+          outcome: r.outcome,
+          n: r.failed,
+          last_at: r.last_failed_at!,
+          message: r.message,
+        });
+      }
+    } else if (r.grouping !== 'tool' || r.tool_name !== null) {
+      // The (server, tool) set also yields a group for events without a tool; it is not a tool.
+      out.groups.push(r as GroupStatsRow);
+      if (r.grouping === 'event_type') out.eventTypes.push({ event_type: r.event_type!, n: r.n });
+    }
+  }
+  out.eventTypes.sort((a, b) => b.n - a.n || a.event_type.localeCompare(b.event_type));
+  out.throughput.sort((a, b) => a.at.getTime() - b.at.getTime());
+  out.errors.sort((a, b) => b.n - a.n || a.code.localeCompare(b.code));
+  out.errors.length = Math.min(out.errors.length, topErrors);
+  return out;
+}
+
+export interface ServerCallStatsRow extends DurationRow {
+  server_id: number;
+  n: number;
+  judged: number;
+  succeeded: number;
+  timeouts: number;
 }
 
 export interface ConfigVersionRow extends DurationRow {
@@ -178,20 +201,28 @@ export interface ConfigVersionRow extends DurationRow {
   last_at: Date;
 }
 
-/** Tool-call figures per (server, config version) the calls ran under. */
-export async function configVersionStats(db: Queryable, scope: EventScope): Promise<ConfigVersionRow[]> {
-  const { rows } = await db.query<ConfigVersionRow>(
-    `SELECT server_id, config_version, count(*) AS n, count(ok) AS judged,
-            count(*) FILTER (WHERE ok) AS succeeded,
+/** Tool calls per server, and per (server, config version) the calls ran under, in one pass. */
+export async function callStats(
+  db: Queryable,
+  scope: EventScope,
+): Promise<{ serverCalls: ServerCallStatsRow[]; configVersions: ConfigVersionRow[] }> {
+  const { rows } = await db.query<ConfigVersionRow & { per_version: boolean }>(
+    `SELECT GROUPING(config_version) = 0 AS per_version, server_id, config_version,
+            count(*) AS n, count(ok) AS judged, count(*) FILTER (WHERE ok) AS succeeded,
             count(*) FILTER (WHERE outcome = 'timeout') AS timeouts,
             min(timestamp) AS first_at, max(timestamp) AS last_at,
             ${durationColumns}
      FROM mcp_events
-     WHERE ${scopeFilter} AND event_type = 'tool_call' AND server_id IS NOT NULL AND config_version IS NOT NULL
-     GROUP BY server_id, config_version ORDER BY server_id, config_version`,
+     WHERE ${scopeFilter} AND event_type = 'tool_call' AND server_id IS NOT NULL
+     GROUP BY GROUPING SETS ((server_id, config_version), (server_id))`,
     scopeParams(scope),
   );
-  return rows;
+  const byServerVersion = (a: ConfigVersionRow, b: ConfigVersionRow) =>
+    a.server_id - b.server_id || a.config_version - b.config_version;
+  return {
+    serverCalls: rows.filter((r) => !r.per_version).sort(byServerVersion),
+    configVersions: rows.filter((r) => r.per_version && r.config_version !== null).sort(byServerVersion),
+  };
 }
 
 export interface ScopeServerRow {
@@ -231,20 +262,25 @@ export interface ToolPairRow {
 /**
  * Tool calls on two different servers made one right after the other by the same stream or client within
  * 10 minutes (the pattern of suggest_bundle_from_patterns(), restricted to the window). When a server is
- * given, pairs that involve it.
+ * given, pairs that involve it. Only the `sample` most recent tool calls of the window are mined: the
+ * sequence needs every server's calls (a window sort over all of them), which would otherwise cost more
+ * than the rest of the analysis together; a habit that is real shows in the recent calls.
  */
 export async function toolPairs(
   db: Queryable,
   scope: EventScope,
   minSupport: number,
+  sample: number,
 ): Promise<ToolPairRow[]> {
   const { rows } = await db.query<ToolPairRow>(
     `WITH calls AS (
-       SELECT server_id, tool_name, timestamp, COALESCE(stream_id, client_id) AS actor
+       SELECT server_id, tool_name, timestamp, COALESCE(stream_id, client_id) COLLATE "C" AS actor
        FROM mcp_events
        WHERE timestamp >= ($1::timestamptz AT TIME ZONE 'UTC') AND timestamp < ($2::timestamptz AT TIME ZONE 'UTC')
          AND event_type = 'tool_call' AND server_id IS NOT NULL AND tool_name IS NOT NULL
          AND COALESCE(stream_id, client_id) IS NOT NULL
+       ORDER BY timestamp DESC
+       LIMIT $5
      ), seq AS (
        SELECT server_id, tool_name, timestamp,
               lead(server_id) OVER w AS next_server, lead(tool_name) OVER w AS next_tool,
@@ -262,7 +298,7 @@ export async function toolPairs(
      FROM pairs p JOIN firsts f ON f.server_id = p.server_id AND f.tool_name = p.tool_name
      WHERE p.n >= $3 AND ($4::int IS NULL OR p.server_id = $4 OR p.next_server = $4)
      ORDER BY p.n DESC, p.server_id, p.tool_name`,
-    [scope.since.toISOString(), scope.until.toISOString(), minSupport, scope.serverId ?? null],
+    [scope.since.toISOString(), scope.until.toISOString(), minSupport, scope.serverId ?? null, sample],
   );
   return rows;
 }

@@ -3,23 +3,26 @@ import { HubError, notFound } from '../errors.js';
 import { autoBucket, buildAnalysis, RULES } from './analysis.js';
 import { type AnalyzeQuery, bucketSizes, DEFAULT_ANALYZE_DAYS, type ListQuery } from './payloads.js';
 import {
-  configVersionStats,
-  countEventTypes,
+  callStats,
   type EventScope,
-  groupStats,
   type ListPosition,
   listEventsPage,
   scopeServers,
-  serverCallStats,
-  throughput,
+  scopeStats,
   toolPairs,
-  topErrors,
 } from './queries.js';
 
 const DAY_MS = 86_400_000;
 const TOP_ERRORS = 10;
+/** Tool calls mined for bundle patterns: the most recent of the window. */
+const PAIR_SAMPLE = 5_000;
 
 export type Analysis = ReturnType<typeof buildAnalysis>;
+
+async function requireBundle(db: Db, bundleId: string): Promise<void> {
+  const { rows } = await db.query('SELECT 1 FROM mcp_bundles WHERE id = $1', [bundleId]);
+  if (rows.length === 0) throw notFound(`Bundle ${bundleId}`);
+}
 
 /** `GET /api/mcp/events/analyze`: every figure comes from an SQL aggregate; the rules run on those. */
 export async function analyzeEvents(db: Db, query: AnalyzeQuery, now = new Date()): Promise<Analysis> {
@@ -34,32 +37,21 @@ export async function analyzeEvents(db: Db, query: AnalyzeQuery, now = new Date(
   };
   const bucket = query.bucket ?? autoBucket(until.getTime() - since.getTime());
 
-  const servers = await scopeServers(db, query.serverId);
-  if (query.serverId !== undefined && servers.length === 0) throw notFound(`Server ${query.serverId}`);
-  if (query.bundleId !== undefined) {
-    const { rows } = await db.query('SELECT 1 FROM mcp_bundles WHERE id = $1', [query.bundleId]);
-    if (rows.length === 0) throw notFound(`Bundle ${query.bundleId}`);
-  }
-
-  const [eventTypes, groups, serverCalls, errors, series, configVersions, pairs] = await Promise.all([
-    countEventTypes(db, scope),
-    groupStats(db, scope),
-    serverCallStats(db, scope),
-    topErrors(db, scope, TOP_ERRORS),
-    throughput(db, scope, bucketSizes[bucket]),
-    configVersionStats(db, scope),
-    toolPairs(db, scope, RULES.bundle.minSupport),
+  // Independent statements: on PostgreSQL they run at the same time on separate connections.
+  const [servers, stats, calls, pairs] = await Promise.all([
+    scopeServers(db, query.serverId),
+    scopeStats(db, scope, bucketSizes[bucket], TOP_ERRORS),
+    callStats(db, scope),
+    toolPairs(db, scope, RULES.bundle.minSupport, PAIR_SAMPLE),
+    query.bundleId === undefined ? undefined : requireBundle(db, query.bundleId),
   ]);
+  if (query.serverId !== undefined && servers.length === 0) throw notFound(`Server ${query.serverId}`);
   return buildAnalysis({
     since,
     until,
     bucket,
-    eventTypes,
-    groups,
-    serverCalls,
-    errors,
-    throughput: series,
-    configVersions,
+    ...stats,
+    ...calls,
     servers,
     pairs,
   });
