@@ -2,6 +2,11 @@ import type { Queryable } from '../db/db.js';
 import type { BundleConfig, Workflow } from './payloads.js';
 import type { ExecutionStatus, StepState } from './workflow-engine.js';
 
+// jsonb refuses the NUL character (\u0000) that tool output may hold; an escaped NUL (not an escaped
+// backslash followed by "u0000") becomes U+FFFD.
+const escapedNul = /(?<!\\)((?:\\\\)*)\\u0000/g;
+const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v).replace(escapedNul, '$1\\ufffd'));
+
 export interface BundleRecord {
   id: string;
   name: string;
@@ -59,10 +64,10 @@ export async function insertBundle(db: Queryable, b: NewBundle): Promise<BundleR
     [
       b.id,
       b.name,
-      JSON.stringify(b.serverIds),
-      JSON.stringify(b.config),
+      json(b.serverIds),
+      json(b.config),
       b.description,
-      b.workflow === null ? null : JSON.stringify(b.workflow),
+      b.workflow === null ? null : json(b.workflow),
     ],
   );
   return toRecord(rows[0]!);
@@ -85,10 +90,10 @@ export async function updateBundle(db: Queryable, b: NewBundle): Promise<BundleR
     [
       b.id,
       b.name,
-      JSON.stringify(b.serverIds),
-      JSON.stringify(b.config),
+      json(b.serverIds),
+      json(b.config),
       b.description,
-      b.workflow === null ? null : JSON.stringify(b.workflow),
+      b.workflow === null ? null : json(b.workflow),
     ],
   );
   return rows[0] && toRecord(rows[0]);
@@ -151,19 +156,9 @@ export async function insertExecution(db: Queryable, e: NewExecution): Promise<v
   await db.query(
     `INSERT INTO mcp_bundle_executions (id, bundle_id, status, config, workflow, context, client_id, started_at)
      VALUES ($1, $2, 'running', $3::jsonb, $4::jsonb, $5::jsonb, $6, $7)`,
-    [
-      e.id,
-      e.bundleId,
-      JSON.stringify(e.config),
-      JSON.stringify(e.workflow),
-      JSON.stringify(e.context),
-      e.clientId,
-      e.startedAt,
-    ],
+    [e.id, e.bundleId, json(e.config), json(e.workflow), json(e.context), e.clientId, e.startedAt],
   );
 }
-
-const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
 export async function insertStepResult(db: Queryable, executionId: string, s: StepState): Promise<void> {
   await db.query(
@@ -206,7 +201,7 @@ export async function finishExecution(
     `UPDATE mcp_bundle_executions
      SET status = $2, final_context = $3::jsonb, duration_ms = $4, finished_at = LOCALTIMESTAMP
      WHERE id = $1`,
-    [e.id, e.status, JSON.stringify(e.context), e.durationMs],
+    [e.id, e.status, json(e.context), e.durationMs],
   );
   await db.query('UPDATE mcp_bundles SET execution_count = COALESCE(execution_count, 0) + 1 WHERE id = $1', [
     e.bundleId,

@@ -504,6 +504,39 @@ describe.each(drivers)('bundles on %s', (driver) => {
       ).toBe(2);
     });
 
+    it('results holding a NUL character are stored (as U+FFFD)', async () => {
+      const bundleId = await createBundle({ bundleName: 'nul', serverIds: [flaky.seq!] });
+      const { body } = await execute({
+        bundleId,
+        workflow: { steps: [{ server: 0, tool: 'echo', args: { message: 'a\u0000b' } }] },
+      });
+      expect(body.results[0].result.message).toBe('a\u0000b');
+      const stored = (
+        await t.api({ method: 'GET', url: `/api/mcp/bundle/executions/${body.executionId}` })
+      ).json();
+      expect(stored.results[0].result.message).toBe('a\ufffdb');
+    });
+
+    it('a change that would make the stored workflow invalid is refused', async () => {
+      const bundleId = await createBundle({
+        bundleName: 'stored',
+        serverIds: [flaky.seq!],
+        workflow: { steps: [{ server: 0, tool: 'echo', args: { message: 'stored' } }] },
+      });
+      const run = await execute({ bundleId });
+      expect(run.body.results[0].result.message).toBe('stored');
+      const res = await t.api({
+        method: 'PATCH',
+        url: `/api/mcp/bundle/${bundleId}`,
+        payload: { serverIds: [contextServer] },
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toContain('step 0 (echo)');
+      expect(
+        (await t.api({ method: 'GET', url: `/api/mcp/bundle/${bundleId}` })).json().bundle.serverIds,
+      ).toEqual([flaky.seq]);
+    });
+
     it('cancel aborts the execution and reaches the upstream call', async () => {
       const bundleId = await createBundle({ bundleName: 'cancel', serverIds: [flaky.cancel!] });
       const before = await stats(flaky.cancel!);
