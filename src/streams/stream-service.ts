@@ -552,7 +552,24 @@ export class StreamService {
         return { ok: true, result: await this.o.pool.request(serverId, 'get-prompt', params, opts) };
       }
       default:
-        return { ok: true, result: await this.o.pool.request(serverId, 'ping', undefined, opts) };
+        return { ok: true, result: await this.#ping(serverId, signal) };
+    }
+  }
+
+  /**
+   * The 2026-07-28 revision has no ping; for a server of that era a fresh tools/list is the round trip that
+   * shows it is alive, answered with the empty result a ping would have.
+   */
+  async #ping(serverId: number, signal: AbortSignal): Promise<unknown> {
+    try {
+      return await this.o.pool.request(serverId, 'ping', undefined, { signal });
+    } catch (err) {
+      const sdkCode = isHubError(err)
+        ? (err.details as { sdkCode?: string } | undefined)?.sdkCode
+        : undefined;
+      if (sdkCode !== 'METHOD_NOT_SUPPORTED_BY_PROTOCOL_VERSION') throw err;
+      await this.o.pool.listTools(serverId, { signal, refresh: true });
+      return {};
     }
   }
 
