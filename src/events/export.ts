@@ -44,8 +44,19 @@ const filter = `($1::timestamptz IS NULL OR timestamp >= ($1::timestamptz AT TIM
   AND ($4::varchar IS NULL OR event_type = $4)`;
 const select = `SELECT ${EXPORT_COLUMNS.join(', ')} FROM mcp_events`;
 
+// JSON and NDJSON lines are built by the database: parsing each row into JS values only to serialize it
+// again would cost more than the rest of the export (the CSV path needs the values, for its quoting).
+const jsonLine = `json_build_object(${EXPORT_COLUMNS.map((c) =>
+  c === 'timestamp' ? `'timestamp', to_char(timestamp, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')` : `'${c}', ${c}`,
+).join(', ')})::text AS line`;
+const selectJson = `SELECT id, ${jsonLine} FROM mcp_events`;
+
 /** Events of the export in id order (ids grow with time), as one cursor query and as keyset pages. */
-export function exportQuery(q: Omit<ExportQuery, 'format'>): StreamQuery<ExportRow> {
+export function exportQuery<R extends { id: number } = ExportRow>(
+  q: Omit<ExportQuery, 'format'>,
+  asJson = false,
+): StreamQuery<R> {
+  const from = asJson ? selectJson : select;
   const params = [
     q.startDate?.toISOString() ?? null,
     q.endDate?.toISOString() ?? null,
@@ -53,18 +64,13 @@ export function exportQuery(q: Omit<ExportQuery, 'format'>): StreamQuery<ExportR
     q.eventType ?? null,
   ];
   return {
-    text: `${select} WHERE ${filter} ORDER BY id`,
+    text: `${from} WHERE ${filter} ORDER BY id`,
     params,
     page: (after, limit) => ({
-      text: `${select} WHERE ${filter} AND ($5::int IS NULL OR id > $5) ORDER BY id LIMIT $6`,
+      text: `${from} WHERE ${filter} AND ($5::int IS NULL OR id > $5) ORDER BY id LIMIT $6`,
       params: [...params, after?.id ?? null, limit],
     }),
   };
-}
-
-/** A row as exported: dates in ISO 8601 UTC, everything else as stored. */
-function plain(row: ExportRow): Record<string, unknown> {
-  return { ...row, timestamp: row.timestamp.toISOString() };
 }
 
 function csvRecord(row: ExportRow): unknown[] {
@@ -84,27 +90,35 @@ export async function* exportChunks(
   options: { signal?: AbortSignal; batchSize?: number } = {},
 ): AsyncGenerator<string> {
   const { format } = query;
-  let first = true;
-  if (format === 'csv') yield stringify([[...EXPORT_COLUMNS]]);
-  if (format === 'json') yield '[';
-  for await (const rows of db.stream(exportQuery(query), {
-    batchSize: options.batchSize ?? EXPORT_BATCH,
-    signal: options.signal,
-  })) {
-    if (format === 'csv') {
+  const batchSize = options.batchSize ?? EXPORT_BATCH;
+  if (format === 'csv') {
+    yield stringify([[...EXPORT_COLUMNS]]);
+    for await (const rows of db.stream(exportQuery(query), { batchSize, signal: options.signal })) {
       yield stringify(rows.map(csvRecord), { cast: { boolean: (b) => String(b) } });
-    } else if (format === 'ndjson') {
+    }
+    return;
+  }
+  const lines = db.stream(exportQuery<{ id: number; line: string }>(query, true), {
+    batchSize,
+    signal: options.signal,
+  });
+  if (format === 'ndjson') {
+    for await (const rows of lines) {
       let out = '';
-      for (const row of rows) out += `${JSON.stringify(plain(row))}\n`;
-      yield out;
-    } else {
-      let out = '';
-      for (const row of rows) {
-        out += `${first ? '\n' : ',\n'}${JSON.stringify(plain(row))}`;
-        first = false;
-      }
+      for (const row of rows) out += `${row.line}\n`;
       yield out;
     }
+    return;
   }
-  if (format === 'json') yield first ? ']\n' : '\n]\n';
+  let first = true;
+  yield '[';
+  for await (const rows of lines) {
+    let out = '';
+    for (const row of rows) {
+      out += `${first ? '\n' : ',\n'}${row.line}`;
+      first = false;
+    }
+    yield out;
+  }
+  yield first ? ']\n' : '\n]\n';
 }

@@ -216,7 +216,7 @@ describe.each(drivers)('GET /api/mcp/events/export on %s', (driver) => {
   async function exportBackends(): Promise<number> {
     const { rows } = await t.hub.db.query<{ n: number }>(
       `SELECT count(*) AS n FROM pg_stat_activity
-       WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'SELECT id, timestamp, event_type%'
+       WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'SELECT id, % FROM mcp_events WHERE %ORDER BY id'
          AND state <> 'idle'`,
     );
     return rows[0]!.n;
