@@ -32,6 +32,11 @@ export const workflowStepSchema = z.strictObject({
   retry: z.number().int().min(0).max(10).optional(),
   /** Limit of each attempt; the upstream call is cancelled when it passes. */
   timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
+  /**
+   * Runs the step only when this value (references allowed, e.g. "{{steps.0.result.ok}}") is truthy;
+   * otherwise it is skipped, and so are the steps that depend on it, without failing the execution.
+   */
+  if: z.unknown().optional(),
 });
 export type WorkflowStep = z.infer<typeof workflowStepSchema>;
 

@@ -40,6 +40,8 @@ export interface PlannedStep {
   serverId: number;
   tool: string;
   args: Template;
+  /** `if`: the step runs only when this renders to a truthy value. */
+  condition: Template | undefined;
   /** Steps that must succeed first (indices, ascending). */
   deps: number[];
   /** Implicit chaining: required arguments the step lacks, filled by name from this step's result. */
@@ -160,15 +162,15 @@ export async function planWorkflow(
       deps.add(target);
     }
 
-    let template: Template = { kind: 'literal', value: s.args ?? {} };
-    if (autoChain) {
+    const compile = (value: unknown, what: string): Template => {
+      let compiled: Template;
       try {
-        template = compileTemplate(s.args ?? {});
+        compiled = compileTemplate(value);
       } catch (err) {
-        if (err instanceof TemplateSyntaxError) throw invalid(i, s.tool, err.message);
+        if (err instanceof TemplateSyntaxError) throw invalid(i, s.tool, `${what}: ${err.message}`);
         throw err;
       }
-      for (const ref of templateReferences(template)) {
+      for (const ref of templateReferences(compiled)) {
         if (ref.kind === 'context') continue;
         let target: number;
         if (ref.kind === 'prev') {
@@ -180,7 +182,13 @@ export async function planWorkflow(
         }
         deps.add(target);
       }
-    }
+      return compiled;
+    };
+    // A condition is about results, so its references work with or without auto_chain.
+    const condition = s.if === undefined ? undefined : compile(s.if, 'if');
+    const template: Template = autoChain
+      ? compile(s.args ?? {}, 'args')
+      : { kind: 'literal', value: s.args ?? {} };
 
     let chainFrom: number | undefined;
     let missingRequired: string[] = [];
@@ -211,6 +219,7 @@ export async function planWorkflow(
       serverId,
       tool: s.tool,
       args: template,
+      condition,
       deps: [...deps].sort((a, b) => a - b),
       chainFrom,
       missingRequired,
@@ -338,6 +347,12 @@ function toolErrorText(result: CallToolResult): string {
   return text || 'the tool reported an error';
 }
 
+/** An `if` runs its step unless it is false, null, 0, "", "false" or "0". */
+export function isTruthy(value: unknown): boolean {
+  if (value === undefined || value === null || value === false || value === 0 || value === '') return false;
+  return !(typeof value === 'string' && (value.trim() === 'false' || value.trim() === '0'));
+}
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -351,6 +366,8 @@ export class WorkflowRun {
   readonly #o: RunOptions;
   readonly #abort = new AbortController();
   readonly #values = new Map<number, unknown>();
+  /** Steps skipped because their `if` was false (or they depend on such a step only). */
+  readonly #notTaken = new Set<number>();
   #started = performance.now();
   #durationMs: number | undefined;
 
@@ -412,14 +429,22 @@ export class WorkflowRun {
             changed = true;
             continue;
           }
-          const failed = plan[i]!.deps.find((d) => done(d) && this.steps[d]!.status !== 'succeeded');
-          if (failed !== undefined) {
-            const dep = this.steps[failed]!;
+          const blocked = plan[i]!.deps.filter((d) => done(d) && this.steps[d]!.status !== 'succeeded');
+          if (blocked.length > 0) {
+            // Skipped by conditions only: a branch not taken, not a failure.
+            const byCondition = blocked.every((d) => this.#notTaken.has(d));
+            const dep = blocked.find((d) => !this.#notTaken.has(d)) ?? blocked[0]!;
+            const st = this.steps[dep]!;
+            if (byCondition) this.#notTaken.add(i);
             this.#finish(i, 'skipped', {
               error: {
                 code: 'SB_ERR_STEP_SKIPPED',
-                message: `skipped: step ${failed} (${dep.tool}) ${dep.status === 'skipped' ? 'was skipped' : dep.status}`,
-                details: { dependsOn: failed, dependencyStatus: dep.status },
+                message: `skipped: step ${dep} (${st.tool}) ${st.status === 'skipped' ? 'was skipped' : st.status}`,
+                details: {
+                  dependsOn: dep,
+                  dependencyStatus: st.status,
+                  condition: byCondition ? false : undefined,
+                },
               },
             });
             pending.delete(i);
@@ -451,10 +476,9 @@ export class WorkflowRun {
     }
 
     this.#durationMs = performance.now() - this.#started;
-    const statuses = this.steps.map((s) => s.status);
     this.status = this.cancelled
       ? 'cancelled'
-      : statuses.every((s) => s === 'succeeded')
+      : this.steps.every((s) => s.status === 'succeeded' || this.#notTaken.has(s.step))
         ? 'succeeded'
         : 'failed';
     return this.summary();
@@ -473,9 +497,8 @@ export class WorkflowRun {
     this.#o.onStepEnd?.(st, outcome);
   }
 
-  /** The arguments of a step: references rendered, missing required ones taken from the step before. */
-  #buildArgs(step: PlannedStep): Record<string, unknown> {
-    const resolve = (ref: Reference): unknown => {
+  #resolver(step: PlannedStep): (ref: Reference) => unknown {
+    return (ref: Reference): unknown => {
       if (ref.kind === 'context') return getPath(this.context, ref.path, 'the context', ref.raw);
       const target = ref.kind === 'prev' ? step.index - 1 : this.#stepIndex(ref.step);
       return getPath(
@@ -485,7 +508,11 @@ export class WorkflowRun {
         ref.raw,
       );
     };
-    const rendered = renderTemplate(step.args, resolve);
+  }
+
+  /** The arguments of a step: references rendered, missing required ones taken from the step before. */
+  #buildArgs(step: PlannedStep): Record<string, unknown> {
+    const rendered = renderTemplate(step.args, this.#resolver(step));
     const args: Record<string, unknown> = isPlainObject(rendered) ? { ...rendered } : {};
     if (step.chainFrom !== undefined) {
       const source = this.#values.get(step.chainFrom);
@@ -517,6 +544,21 @@ export class WorkflowRun {
 
     let args: Record<string, unknown>;
     try {
+      if (step.condition) {
+        const value = renderTemplate(step.condition, this.#resolver(step));
+        if (!isTruthy(value)) {
+          this.#notTaken.add(step.index);
+          this.#finish(step.index, 'skipped', {
+            durationMs: elapsed(),
+            error: {
+              code: 'SB_ERR_STEP_SKIPPED',
+              message: `skipped: its condition is false (${JSON.stringify(value ?? null)})`,
+              details: { condition: false, value: value ?? null },
+            },
+          });
+          return;
+        }
+      }
       args = this.#buildArgs(step);
     } catch (err) {
       if (!(err instanceof TemplateValueError)) throw err;

@@ -398,6 +398,19 @@ describe.each(drivers)('bundles on %s', (driver) => {
       expect(r[4]!.error?.message).toMatch(/required argument "message".*step 3 \(stats\)/);
     });
 
+    it('`if` runs a step only when its condition holds, at the real server', async () => {
+      const bundleId = await createBundle({ bundleName: 'if', serverIds: [flaky.chain!] });
+      const steps = [
+        { server: 0, tool: 'echo', args: { message: 'go' }, id: 'e' },
+        { server: 0, tool: 'echo', args: { message: 'taken' }, if: '{{steps.e.result.message}}' },
+        { server: 0, tool: 'echo', args: { message: 'not taken' }, if: '{{context.enabled}}' },
+      ];
+      const { body } = await execute({ bundleId, workflow: { steps }, context: { enabled: false } });
+      expect(body).toMatchObject({ success: true, status: 'succeeded' });
+      expect(body.results.map((r: StepResult) => r.status)).toEqual(['succeeded', 'succeeded', 'skipped']);
+      expect(body.results[2].error.message).toContain('condition is false');
+    });
+
     it('share_context: tools see the shared context and extend it', async () => {
       const bundleId = await createBundle({
         bundleName: 'context',

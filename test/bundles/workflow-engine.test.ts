@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Workflow } from '../../src/bundles/payloads.js';
 import {
   findCycle,
+  isTruthy,
   planWorkflow,
   resultValue,
   type ToolCaller,
@@ -215,6 +216,53 @@ describe('WorkflowRun', () => {
     expect(s.status).toBe('cancelled');
     expect(s.steps.map((x) => x.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
     expect(s.steps[2]!.attempts).toBe(0);
+  });
+
+  it('`if`: a false condition skips the step and its dependants without failing; a missing path fails', async () => {
+    const { caller, log } = fakeCaller(async (name) =>
+      name === 'make' ? structured({ flag: false, n: 2 }) : structured({}),
+    );
+    const steps: Workflow['steps'] = [
+      { server: 0, tool: 'make' },
+      { server: 1, tool: 'other', if: '{{steps.0.result.flag}}' },
+      { server: 1, tool: 'other', dependsOn: [1] },
+      { server: 1, tool: 'other', if: '{{steps.0.result.n}}' },
+      { server: 1, tool: 'other', if: false },
+    ];
+    const plan = await planWorkflow({ steps }, bundle({ parallel: true }), lookup);
+    expect(plan.steps[1]!.deps).toEqual([0]);
+    const s = await new WorkflowRun(plan, { caller, bundleId: 'b' }).run();
+    expect(s.steps.map((x) => x.status)).toEqual(['succeeded', 'skipped', 'skipped', 'succeeded', 'skipped']);
+    expect(s.status).toBe('succeeded');
+    expect(s.steps[1]!.error).toMatchObject({ code: 'SB_ERR_STEP_SKIPPED', details: { condition: false } });
+    expect(s.steps[2]!.error).toMatchObject({ code: 'SB_ERR_STEP_SKIPPED', details: { condition: false } });
+    expect(log.filter((l) => l.startsWith('start'))).toHaveLength(2);
+
+    const missing = await planWorkflow(
+      { steps: [steps[0]!, { server: 1, tool: 'other', if: '{{prev.result.nope}}' }] },
+      bundle(),
+      lookup,
+    );
+    const m = await new WorkflowRun(missing, { caller, bundleId: 'b' }).run();
+    expect(m.status).toBe('failed');
+    expect(m.steps[1]!.error).toMatchObject({ code: 'SB_ERR_STEP_INPUT' });
+    expect(m.steps[1]!.error?.message).toContain('"nope"');
+  });
+
+  it.each([
+    [true, true],
+    ['yes', true],
+    [1, true],
+    [{}, true],
+    [[], true],
+    [false, false],
+    [null, false],
+    [0, false],
+    ['', false],
+    ['false', false],
+    ['0', false],
+  ])('isTruthy(%j) is %s', (value, expected) => {
+    expect(isTruthy(value)).toBe(expected);
   });
 
   it('reads a result from structuredContent, else JSON text, else the text', () => {
