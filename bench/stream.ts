@@ -1,0 +1,325 @@
+/**
+ * Streams against the ceilings they stand on, all in one run:
+ *   1. request/response: (a) the SDK v2 client calling server-everything's echo over stdio in this process;
+ *      (b) a bare socket.io echo server (bench/bare-socketio-server.ts) driven by the same socket.io client;
+ *      (c) the hub: a stream on server-everything, `client-message` echo → `server-response` (auth, validation,
+ *      recording and metrics on). A stream call does the work of both (a) and (b): ceiling 1 / (1/a + 1/b).
+ *   3. push vs polling: time from a message being published to a client having it, pushed over the stream vs
+ *      a client polling GET /api/mcp/stream/status every 250 ms and every 1 s for the stream's lastSeq.
+ *   4. fan-out: one publish to N subscribed clients of one stream, until all have it, vs a bare socket.io
+ *      broadcast to N clients.
+ * (2., the npm peers supergateway and mcp-proxy, is not measured yet.)
+ * Settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 calls at 32 in flight),
+ * BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { io, type Socket } from 'socket.io-client';
+import { StreamClient } from '../src/client/stream-client.js';
+import { projectRoot } from '../src/paths.js';
+import { type Child, freePort, startChild, waitForHttp } from '../test/helpers/processes.js';
+import { nowMs, printTable, ratioLine, type Summary, summarize, throughput } from './lib/measure.js';
+
+const reps = Number(process.env.BENCH_REPS ?? 3);
+const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
+const concCalls = Number(process.env.BENCH_CONC ?? 4000);
+const fanout = Number(process.env.BENCH_FANOUT ?? 1000);
+const polls = Number(process.env.BENCH_POLLS ?? 20);
+const inFlight = 32;
+const message = 'x'.repeat(55);
+const everything = path.join(
+  projectRoot,
+  'node_modules/@modelcontextprotocol/server-everything/dist/index.js',
+);
+const token = 'bench-token-0123456789abcdef';
+const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+
+type Caller = () => Promise<unknown>;
+
+async function measure(call: Caller): Promise<{ seq: number; conc: number }> {
+  for (let i = 0; i < 200; i++) await call();
+  return { seq: await throughput(call, seqCalls, 1), conc: await throughput(call, concCalls, inFlight) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function direct(): Promise<{ call: Caller; close(): Promise<void> }> {
+  const client = new Client({ name: 'bench', version: '0' }, { versionNegotiation: { mode: 'auto' } });
+  await client.connect(
+    new StdioClientTransport({ command: process.execPath, args: [everything, 'stdio'], stderr: 'ignore' }),
+  );
+  return {
+    call: async () => {
+      const r = await client.callTool({ name: 'echo', arguments: { message } });
+      if ((r.content as { text: string }[])[0]?.text !== `Echo: ${message}`) throw new Error('wrong echo');
+    },
+    close: () => client.close(),
+  };
+}
+
+/** Connects one socket.io client, resolving once connected. */
+function connectSocket(url: string, auth?: Record<string, unknown>): Promise<Socket> {
+  const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, auth });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', reject);
+  });
+}
+
+/** A call over any socket.io endpoint answering client-message with a server-response of the same id. */
+function socketCaller(socket: Socket): Caller {
+  const pending = new Map<string, (r: { ok: boolean; result: { content: { text: string }[] } }) => void>();
+  socket.on('server-response', (r) => pending.get(r.id)?.(r));
+  let n = 0;
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      const id = `b${++n}`;
+      pending.set(id, (r) => {
+        pending.delete(id);
+        if (!r.ok || r.result.content[0]?.text !== `Echo: ${message}`)
+          reject(new Error(`wrong answer ${JSON.stringify(r)}`));
+        else resolve();
+      });
+      socket.emit('client-message', { type: 'echo', id, data: { message } });
+    });
+}
+
+async function bareSocketIo(): Promise<{ url: string; child: Child; close(): Promise<void> }> {
+  const port = await freePort();
+  const child = startChild(
+    process.execPath,
+    ['--import', 'tsx', path.join(projectRoot, 'bench/bare-socketio-server.ts')],
+    {
+      PORT: String(port),
+    },
+  );
+  await waitForHttp(`http://127.0.0.1:${port}/ready`, 20_000, child);
+  return { url: `http://127.0.0.1:${port}`, child, close: () => child.stop() };
+}
+
+interface HubProcess {
+  base: string;
+  everythingId: number;
+  close(): Promise<void>;
+}
+
+async function startHub(): Promise<HubProcess> {
+  const port = await freePort();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'sb-bench-'));
+  const child = startChild(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    SWITCHBOARD_DATA_DIR: dataDir,
+    SWITCHBOARD_API_TOKEN: token,
+    SWITCHBOARD_SEED_EXAMPLES: 'false',
+    SWITCHBOARD_RATE_LIMIT_PER_MINUTE: '100000000',
+    LOG_LEVEL: 'warn',
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${base}/readyz`, 60_000, child);
+  const created = await fetch(`${base}/api/mcp/servers`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({
+      name: 'everything',
+      transport: 'stdio',
+      command: process.execPath,
+      args: [everything, 'stdio'],
+      config: { max_concurrency: 64 },
+    }),
+  });
+  const { server } = (await created.json()) as { server: { id: number } };
+  return {
+    base,
+    everythingId: server.id,
+    async close() {
+      await child.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const runs: Record<string, number[]> = {};
+const add = (k: string, v: number) => {
+  runs[k] ??= [];
+  runs[k].push(v);
+};
+const s = (k: string): Summary => summarize(runs[k]!);
+
+// 1. request/response
+for (let rep = 0; rep < reps; rep++) {
+  const order = rep % 2 === 0 ? ['direct', 'bare', 'hub'] : ['hub', 'bare', 'direct'];
+  for (const which of order) {
+    if (which === 'direct') {
+      const d = await direct();
+      const r = await measure(d.call);
+      add('direct.seq', r.seq);
+      add('direct.conc', r.conc);
+      await d.close();
+    } else if (which === 'bare') {
+      const b = await bareSocketIo();
+      const socket = await connectSocket(b.url);
+      const r = await measure(socketCaller(socket));
+      add('bare.seq', r.seq);
+      add('bare.conc', r.conc);
+      socket.close();
+      await b.close();
+    } else {
+      const hub = await startHub();
+      const c = await StreamClient.start({
+        baseUrl: hub.base,
+        apiToken: token,
+        serverId: hub.everythingId,
+        clientId: 'bench',
+      });
+      await c.connect();
+      const r = await measure(socketCaller(c.socket as unknown as Socket));
+      add('hub.seq', r.seq);
+      add('hub.conc', r.conc);
+      c.close();
+      await hub.close();
+    }
+  }
+}
+
+const twoHop = (a: number, b: number) => 1 / (1 / a + 1 / b);
+const ceilingSeq = twoHop(s('direct.seq').median, s('bare.seq').median);
+const ceilingConc = twoHop(s('direct.conc').median, s('bare.conc').median);
+printTable(`1. Request/response (echo on server-everything over stdio), ${reps} runs, median`, [
+  { name: '(a) direct SDK stdio, sequential', value: s('direct.seq'), unit: 'calls/s' },
+  { name: '(a) direct SDK stdio, 32 in flight', value: s('direct.conc'), unit: 'calls/s' },
+  { name: '(b) bare socket.io echo, sequential', value: s('bare.seq'), unit: 'msg/s' },
+  { name: '(b) bare socket.io echo, 32 in flight', value: s('bare.conc'), unit: 'msg/s' },
+  { name: '(c) hub stream, sequential', value: s('hub.seq'), unit: 'calls/s' },
+  { name: '(c) hub stream, 32 in flight', value: s('hub.conc'), unit: 'calls/s' },
+]);
+console.log(
+  `\n  two-hop ceiling 1/(1/a+1/b): sequential ${Math.round(ceilingSeq)} calls/s, 32 in flight ${Math.round(ceilingConc)} calls/s`,
+);
+ratioLine('stream / two-hop ceiling, sequential', s('hub.seq').median / ceilingSeq, 0.7);
+ratioLine('stream / two-hop ceiling, 32 in flight', s('hub.conc').median / ceilingConc, 0.7);
+
+// 3. push vs polling, and 4. fan-out, on one hub.
+{
+  const hub = await startHub();
+  const publisher = await StreamClient.start({
+    baseUrl: hub.base,
+    apiToken: token,
+    serverId: hub.everythingId,
+    clientId: 'pub',
+  });
+  await publisher.connect();
+  const streamId = publisher.streamId;
+  const listener = await StreamClient.join({ baseUrl: hub.base, apiToken: token, streamId, clientId: 'sub' });
+  await listener.connect();
+  await listener.subscribe('news');
+
+  const push: number[] = [];
+  for (let i = 0; i < polls * 5; i++) {
+    const got = new Promise<number>((resolve) =>
+      listener.socket.once('topic-message', () => resolve(nowMs())),
+    );
+    const t0 = nowMs();
+    await publisher.publish('news', i);
+    push.push((await got) - t0);
+    await sleep(5);
+  }
+  const lastSeqOf = async () => {
+    const res = await fetch(`${hub.base}/api/mcp/stream/status`, { headers });
+    const body = (await res.json()) as { streams: { streamId: string; lastSeq: number }[] };
+    return body.streams.find((x) => x.streamId === streamId)!.lastSeq;
+  };
+  const polled = async (intervalMs: number) => {
+    const samples: number[] = [];
+    for (let i = 0; i < polls; i++) {
+      const before = await lastSeqOf();
+      let publishedAt = 0;
+      // Publish at a random point of the polling cycle, as a result would become ready.
+      const publishing = sleep(Math.random() * intervalMs).then(async () => {
+        publishedAt = nowMs();
+        await publisher.publish('news', 'ready');
+      });
+      for (;;) {
+        await sleep(intervalMs);
+        if ((await lastSeqOf()) > before && publishedAt > 0) break;
+      }
+      samples.push(nowMs() - publishedAt);
+      await publishing;
+    }
+    return samples;
+  };
+  const poll250 = await polled(250);
+  const poll1000 = await polled(1000);
+  printTable('3. Result ready → client has it (ms)', [
+    { name: 'stream push', value: summarize(push), unit: 'ms' },
+    { name: 'REST polling every 250 ms', value: summarize(poll250), unit: 'ms' },
+    { name: 'REST polling every 1 s', value: summarize(poll1000), unit: 'ms' },
+  ]);
+  ratioLine(
+    'push latency lower than 1 s polling by',
+    1 - summarize(push).median / summarize(poll1000).median,
+    0.99,
+  );
+  ratioLine(
+    'push latency lower than 250 ms polling by',
+    1 - summarize(push).median / summarize(poll250).median,
+    0.9,
+  );
+
+  // 4. fan-out
+  const subscribers: StreamClient[] = [];
+  for (let i = 0; i < fanout; i++) {
+    const c = await StreamClient.join({ baseUrl: hub.base, apiToken: token, streamId, clientId: `f${i}` });
+    await c.connect();
+    await c.subscribe('fan');
+    subscribers.push(c);
+  }
+  const hubFan: number[] = [];
+  for (let rep = 0; rep < reps * 3; rep++) {
+    let left = fanout;
+    const all = new Promise<number>((resolve) => {
+      for (const c of subscribers)
+        c.socket.once('topic-message', () => {
+          if (--left === 0) resolve(nowMs());
+        });
+    });
+    const t0 = nowMs();
+    await publisher.publish('fan', { rep });
+    hubFan.push((await all) - t0);
+  }
+  for (const c of subscribers) c.close();
+  listener.close();
+  publisher.close();
+  await hub.close();
+
+  const bare = await bareSocketIo();
+  const bareClients: Socket[] = [];
+  for (let i = 0; i < fanout; i++) bareClients.push(await connectSocket(bare.url));
+  const controller = await connectSocket(bare.url);
+  const bareFan: number[] = [];
+  for (let rep = 0; rep < reps * 3; rep++) {
+    let left = fanout;
+    const all = new Promise<number>((resolve) => {
+      for (const c of bareClients)
+        c.once('topic-message', () => {
+          if (--left === 0) resolve(nowMs());
+        });
+    });
+    const t0 = nowMs();
+    controller.emit('publish', { topic: 'fan', data: { rep } });
+    bareFan.push((await all) - t0);
+    controller.off('topic-message');
+  }
+  for (const c of [...bareClients, controller]) c.close();
+  await bare.close();
+
+  printTable(`4. One publish to ${fanout} clients, until all have it (ms)`, [
+    { name: 'hub stream topic', value: summarize(hubFan), unit: 'ms' },
+    { name: 'bare socket.io broadcast', value: summarize(bareFan), unit: 'ms' },
+  ]);
+  ratioLine('hub fan-out speed / bare broadcast', summarize(bareFan).median / summarize(hubFan).median, 0.5);
+}
+process.exit(0);
