@@ -2,6 +2,9 @@ import { z } from 'zod';
 
 export const MAX_STEPS = 100;
 
+/** A synchronous execute answers 202 { executionId } when the execution takes longer than this. */
+export const SYNC_WAIT_MS = 30_000;
+
 export const bundleConfigSchema = z.looseObject({
   /** Argument values may reference earlier results and the context; missing required arguments chain. */
   auto_chain: z.boolean().optional(),
@@ -73,6 +76,11 @@ export const executeBundleSchema = z.strictObject({
   context: z.record(z.string(), z.unknown()).optional(),
   /** true: answer 202 { executionId } at once; poll GET /api/mcp/bundle/executions/:executionId. */
   async: z.boolean().optional(),
+  /**
+   * How long a synchronous call waits for the result before answering 202 { executionId } and letting the
+   * execution go on (default SYNC_WAIT_MS).
+   */
+  waitMs: z.number().int().min(0).max(600_000).optional(),
   clientId: z.string().min(1).max(255).optional(),
 });
 export type ExecuteBundleInput = z.infer<typeof executeBundleSchema>;

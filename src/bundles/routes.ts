@@ -5,6 +5,7 @@ import {
   createBundleSchema,
   executeBundleSchema,
   executionIdParams,
+  SYNC_WAIT_MS,
   updateBundleSchema,
 } from './payloads.js';
 import { type BundleDeps, BundleService } from './service.js';
@@ -44,12 +45,21 @@ export const bundleRoutes =
       },
       async (req, reply) => {
         const { executionId, done } = await service.execute(req.body);
-        if (req.body.async) return reply.status(202).send({ success: true, executionId, status: 'running' });
-        // A client that goes away cancels the execution it was waiting for.
+        const accepted = { success: true, executionId, status: 'running' };
+        if (req.body.async) return reply.status(202).send(accepted);
+        // A client that goes away while waiting cancels the execution (not after a 202: it then runs on).
+        let waiting = true;
         abortOnClose(reply).addEventListener('abort', () => {
-          service.cancel(executionId).catch(() => {});
+          if (waiting) service.cancel(executionId).catch(() => {});
         });
-        return reply.send(await done);
+        let timer: NodeJS.Timeout | undefined;
+        const waited = new Promise<undefined>((resolve) => {
+          timer = setTimeout(resolve, req.body.waitMs ?? SYNC_WAIT_MS, undefined);
+        });
+        const result = await Promise.race([done, waited]);
+        clearTimeout(timer);
+        waiting = false;
+        return result ? reply.send(result) : reply.status(202).send(accepted);
       },
     );
 

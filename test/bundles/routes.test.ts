@@ -550,6 +550,24 @@ describe.each(drivers)('bundles on %s', (driver) => {
       ).toEqual([flaky.seq]);
     });
 
+    it('a synchronous call that outlasts waitMs answers 202 and the execution runs on', async () => {
+      const bundleId = await createBundle({ bundleName: 'waited', serverIds: [flaky.seq!] });
+      const res = await execute({
+        bundleId,
+        waitMs: 50,
+        workflow: { steps: [{ server: 0, tool: 'sleep', args: { ms: 400 } }] },
+      });
+      expect(res.status).toBe(202);
+      expect(res.body).toMatchObject({ success: true, status: 'running' });
+      const final = await waitFor(async () => {
+        const b = (
+          await t.api({ method: 'GET', url: `/api/mcp/bundle/executions/${res.body.executionId}` })
+        ).json();
+        return b.status === 'running' ? undefined : b;
+      }, 'the end of the execution');
+      expect(final.status).toBe('succeeded');
+    });
+
     it('cancel aborts the execution and reaches the upstream call', async () => {
       const bundleId = await createBundle({ bundleName: 'cancel', serverIds: [flaky.cancel!] });
       const before = await stats(flaky.cancel!);
