@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Tool } from '@modelcontextprotocol/client';
+import type { Progress, Tool } from '@modelcontextprotocol/client';
 import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
 import { HubError, notFound } from '../errors.js';
@@ -86,6 +86,23 @@ function toResult(executionId: string, bundleId: string, s: ExecutionSummary): E
 
 const randomSuffix = () => randomBytes(4).toString('hex');
 
+/** What live views (the socket.io namespace to come, a UI) follow of executions; names defined once here. */
+export const executionUpdateTypes = {
+  started: 'execution-started',
+  stepStarted: 'step-started',
+  stepProgress: 'step-progress',
+  stepFinished: 'step-finished',
+  finished: 'execution-finished',
+} as const;
+
+export type ExecutionUpdate =
+  | { type: 'execution-started'; executionId: string; bundleId: string; steps: StepState[] }
+  | { type: 'step-started' | 'step-finished'; executionId: string; bundleId: string; step: StepState }
+  | { type: 'step-progress'; executionId: string; bundleId: string; step: number; progress: Progress }
+  | { type: 'execution-finished'; executionId: string; bundleId: string; result: ExecutionResult };
+
+export type ExecutionListener = (update: ExecutionUpdate) => void;
+
 interface LiveExecution {
   bundleId: string;
   run: WorkflowRun;
@@ -102,10 +119,27 @@ interface LiveExecution {
 export class BundleService {
   readonly #d: BundleDeps;
   readonly #live = new Map<string, LiveExecution>();
+  readonly #listeners = new Set<ExecutionListener>();
   #closed = false;
 
   constructor(deps: BundleDeps) {
     this.#d = deps;
+  }
+
+  /** Follows every execution as it runs (state changes, step results, progress); returns the unsubscribe. */
+  subscribe(listener: ExecutionListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #publish(update: ExecutionUpdate): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(update);
+      } catch (err) {
+        this.#d.log.warn({ err, type: update.type }, 'execution listener failed');
+      }
+    }
   }
 
   async list(): Promise<BundleView[]> {
@@ -176,7 +210,12 @@ export class BundleService {
       bundleId: bundle.id,
       ...(input.context ? { context: input.context } : {}),
       ...(input.clientId ? { clientId: input.clientId } : {}),
+      onStepStart: (step) =>
+        this.#publish({ type: 'step-started', executionId, bundleId: bundle.id, step: { ...step } }),
+      onStepProgress: (step, progress) =>
+        this.#publish({ type: 'step-progress', executionId, bundleId: bundle.id, step: step.step, progress }),
       onStepEnd: (step, outcome) => {
+        this.#publish({ type: 'step-finished', executionId, bundleId: bundle.id, step: { ...step } });
         writes.push(
           insertStepResult(db, executionId, step).catch((err: unknown) => {
             log.error({ err, executionId, step: step.step }, 'could not store a step result');
@@ -216,6 +255,13 @@ export class BundleService {
       context: input.context ?? {},
       clientId: input.clientId ?? null,
       startedAt: run.startedAt,
+    });
+    // Before run() starts: its first steps start synchronously.
+    this.#publish({
+      type: 'execution-started',
+      executionId,
+      bundleId: bundle.id,
+      steps: run.steps.map((st) => ({ ...st })),
     });
     const done = (async (): Promise<ExecutionResult> => {
       let summary: ExecutionSummary;
@@ -258,7 +304,9 @@ export class BundleService {
         },
       });
       this.#live.delete(executionId);
-      return toResult(executionId, bundle.id, summary);
+      const result = toResult(executionId, bundle.id, summary);
+      this.#publish({ type: 'execution-finished', executionId, bundleId: bundle.id, result });
+      return result;
     })();
     this.#live.set(executionId, { bundleId: bundle.id, run, done });
     return { executionId, done };

@@ -1,4 +1,4 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
+import type { CallToolResult, Progress, Tool } from '@modelcontextprotocol/client';
 import { HubError, isHubError } from '../errors.js';
 import type { CallOptions, ToolCallResult } from '../mcp/upstream-pool.js';
 import type { BundleConfig, Workflow } from './payloads.js';
@@ -315,6 +315,8 @@ export interface RunOptions {
   /** Called when a step starts and when it reaches a final status (including skipped and cancelled). */
   onStepStart?: (step: StepState) => void;
   onStepEnd?: (step: StepState, outcome: ToolCallResult['outcome'] | 'error' | null) => void;
+  /** Progress notifications of a step's upstream call. */
+  onStepProgress?: (step: StepState, progress: Progress) => void;
 }
 
 /** The value references see for a tool result. */
@@ -589,6 +591,7 @@ export class WorkflowRun {
           signal,
           source: 'bundle',
           bundleId: this.#o.bundleId,
+          ...(this.#o.onStepProgress ? { onProgress: (p: Progress) => this.#o.onStepProgress?.(st, p) } : {}),
           ...(this.#o.clientId ? { clientId: this.#o.clientId } : {}),
         });
         if (call.ok) {

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BundleService, type ExecutionUpdate, executionUpdateTypes } from '../../src/bundles/service.js';
+import { projectRoot } from '../../src/paths.js';
+import { startTestHub, type TestHub } from '../helpers/hub.js';
+
+/** The service without HTTP: what a live view (socket.io namespace, UI) can follow of an execution. */
+describe('BundleService updates', () => {
+  let t: TestHub;
+  let service: BundleService;
+  let flakyId: number;
+  beforeAll(async () => {
+    t = await startTestHub('pglite');
+    const created = await t.api({
+      method: 'POST',
+      url: '/api/mcp/servers',
+      payload: {
+        name: 'flaky',
+        transport: 'stdio',
+        command: process.execPath,
+        args: [`${projectRoot}/dist/examples/servers/flaky.js`],
+      },
+    });
+    flakyId = created.json().server.id;
+    const { db, events, log, config, registry, pool } = t.hub;
+    service = new BundleService({ db, events, log, config, servers: registry, pool });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await t?.close();
+  });
+
+  it('publishes the start, each step with its progress, and the end, in order', async () => {
+    const bundle = await service.create({ bundleName: 'live', serverIds: [flakyId] });
+    const updates: ExecutionUpdate[] = [];
+    const unsubscribe = service.subscribe((u) => updates.push(u));
+    const { executionId, done } = await service.execute({
+      bundleId: bundle.id,
+      workflow: {
+        steps: [
+          { server: 0, tool: 'sleep', args: { ms: 200, progressEvery: 50 } },
+          { server: 0, tool: 'fail', dependsOn: [0] },
+          { server: 0, tool: 'echo', args: { message: 'x' }, dependsOn: [1] },
+        ],
+      },
+    });
+    const result = await done;
+    unsubscribe();
+    expect(result.status).toBe('failed');
+    expect(updates.every((u) => u.executionId === executionId && u.bundleId === bundle.id)).toBe(true);
+    const kinds = updates.map((u) => (u.type === 'step-progress' ? 'progress' : u.type));
+    const t0 = executionUpdateTypes;
+    expect(kinds[0]).toBe(t0.started);
+    expect(kinds.at(-1)).toBe(t0.finished);
+    expect(kinds.filter((k) => k === 'progress').length).toBeGreaterThanOrEqual(2);
+    expect(kinds.filter((k) => k !== 'progress')).toEqual([
+      t0.started,
+      t0.stepStarted,
+      t0.stepFinished,
+      t0.stepStarted,
+      t0.stepFinished,
+      t0.stepFinished,
+      t0.finished,
+    ]);
+    const finished = updates.flatMap((u) => (u.type === 'step-finished' ? [u.step.status] : []));
+    expect(finished).toEqual(['succeeded', 'failed', 'skipped']);
+    const last = updates.at(-1);
+    expect(last?.type === 'execution-finished' && last.result.status).toBe('failed');
+  });
+});
