@@ -87,3 +87,7 @@ export type ExecuteBundleInput = z.infer<typeof executeBundleSchema>;
 
 export const bundleIdParams = z.strictObject({ bundleId: z.string().min(1).max(255) });
 export const executionIdParams = z.strictObject({ executionId: z.string().min(1).max(255) });
+
+export const executionsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+});

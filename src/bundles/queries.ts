@@ -289,3 +289,41 @@ export async function findExecution(db: Queryable, id: string): Promise<Executio
     })),
   };
 }
+
+export interface ExecutionListItem {
+  executionId: string;
+  status: ExecutionStatus;
+  clientId: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+}
+
+/** A bundle's executions, newest first. */
+export async function listExecutions(
+  db: Queryable,
+  bundleId: string,
+  limit: number,
+): Promise<ExecutionListItem[]> {
+  const { rows } = await db.query<{
+    id: string;
+    status: ExecutionStatus;
+    client_id: string | null;
+    started_at: Date;
+    finished_at: Date | null;
+    duration_ms: number | null;
+  }>(
+    `SELECT id, status, client_id, started_at, finished_at, duration_ms
+     FROM mcp_bundle_executions WHERE bundle_id = $1
+     ORDER BY started_at DESC, id DESC LIMIT $2`,
+    [bundleId, limit],
+  );
+  return rows.map((r) => ({
+    executionId: r.id,
+    status: r.status,
+    clientId: r.client_id,
+    startedAt: r.started_at.toISOString(),
+    finishedAt: r.finished_at ? r.finished_at.toISOString() : null,
+    durationMs: r.duration_ms,
+  }));
+}

@@ -5,6 +5,7 @@ import {
   createBundleSchema,
   executeBundleSchema,
   executionIdParams,
+  executionsQuery,
   SYNC_WAIT_MS,
   updateBundleSchema,
 } from './payloads.js';
@@ -81,6 +82,23 @@ export const bundleRoutes =
         },
       },
       async (req) => service.cancel(req.params.executionId),
+    );
+
+    app.get(
+      '/api/mcp/bundle/:bundleId/executions',
+      {
+        schema: {
+          tags,
+          summary: "A bundle's executions, newest first",
+          params: bundleIdParams,
+          querystring: executionsQuery,
+        },
+      },
+      async (req) => ({
+        success: true,
+        bundleId: req.params.bundleId,
+        executions: await service.executions(req.params.bundleId, req.query.limit),
+      }),
     );
 
     app.get(

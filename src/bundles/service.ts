@@ -17,6 +17,7 @@ import {
   insertExecution,
   insertStepResult,
   listBundlesWithPerformance,
+  listExecutions,
   type NewBundle,
   softDeleteBundle,
   updateBundle,
@@ -310,6 +311,13 @@ export class BundleService {
     })();
     this.#live.set(executionId, { bundleId: bundle.id, run, done });
     return { executionId, done };
+  }
+
+  /** A bundle's executions, newest first (also those of a deleted bundle, by id). */
+  async executions(bundleId: string, limit: number) {
+    const list = await listExecutions(this.#d.db, bundleId, limit);
+    if (list.length === 0) await this.#require(bundleId);
+    return list;
   }
 
   /** The state of an execution: live while it runs, from the database once it has ended. */

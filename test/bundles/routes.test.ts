@@ -626,6 +626,14 @@ describe.each(drivers)('bundles on %s', (driver) => {
       );
       expect(listed.performance.p95_duration_ms).toBeCloseTo(p95, 5);
       expect(listed.performance.last_run).not.toBeNull();
+      const history = (
+        await t.api({ method: 'GET', url: `/api/mcp/bundle/${bundleId}/executions?limit=2` })
+      ).json();
+      expect(history.executions.map((e: { status: string }) => e.status)).toEqual(['failed', 'succeeded']);
+      expect(history.executions[0].durationMs).toBe(durations[2]);
+      expect(
+        (await t.api({ method: 'GET', url: '/api/mcp/bundle/bundle-0-none/executions' })).statusCode,
+      ).toBe(404);
       expect(
         await countRows(
           "SELECT count(*) AS n FROM mcp_events WHERE bundle_id = $1 AND event_type = 'bundle_step'",
