@@ -135,7 +135,7 @@ export async function buildApp(
   realtime.beforeClose(() => streams.close());
   await app.register(streamRoutes(streams));
   await app.register(bundleRoutes({ db, events, log, config, servers: registry, pool }));
-  await app.register(eventRoutes(db));
+  await app.register(eventRoutes(db, { retention: { days: config.eventRetentionDays, log } }));
 
   // Closing waits for every open connection; a keep-alive socket becomes idle only after its in-flight
   // request is answered, so idle ones are swept until the server has closed.
