@@ -164,6 +164,20 @@ describe.each(drivers)('bundles on %s', (driver) => {
       expect(bad.json().error).toMatchObject({ code: 'SB_ERR_VALIDATION', details: { missing: [999] } });
       expect(bad.json().error.message).toContain('999');
 
+      const before = await countRows('SELECT count(*) AS n FROM mcp_bundles', []);
+      const badWorkflow = await t.api({
+        method: 'POST',
+        url: '/api/mcp/bundle/create',
+        payload: {
+          bundleName: 'bad',
+          serverIds: [1],
+          workflow: { steps: [{ server: 0, tool: 'no_such_tool' }] },
+        },
+      });
+      expect(badWorkflow.statusCode).toBe(400);
+      expect(badWorkflow.json().error.message).toContain('step 0 (no_such_tool)');
+      expect(await countRows('SELECT count(*) AS n FROM mcp_bundles', [])).toBe(before);
+
       const unknown = await execute({
         bundleId: 'bundle-1-nope',
         workflow: { steps: [{ server: 0, tool: 'x' }] },
