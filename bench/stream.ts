@@ -10,7 +10,8 @@
  *      broadcast to N clients.
  * (2., the npm peers supergateway and mcp-proxy, is not measured yet.)
  * Settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 calls at 32 in flight),
- * BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval).
+ * BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval), BENCH_DB (`pglite`, or `postgres`
+ * for a throwaway database on the local PostgreSQL: PGlite runs the recorder's COPY in the hub's own thread).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { io, type Socket } from 'socket.io-client';
 import { StreamClient } from '../src/client/stream-client.js';
 import { projectRoot } from '../src/paths.js';
+import { createPostgresDatabase } from '../test/helpers/db.js';
 import { type Child, freePort, startChild, waitForHttp } from '../test/helpers/processes.js';
 import { nowMs, printTable, ratioLine, type Summary, summarize, throughput } from './lib/measure.js';
 
@@ -109,6 +111,7 @@ interface HubProcess {
 async function startHub(): Promise<HubProcess> {
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'sb-bench-'));
+  const database = process.env.BENCH_DB === 'postgres' ? await createPostgresDatabase() : undefined;
   const child = startChild(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -117,6 +120,7 @@ async function startHub(): Promise<HubProcess> {
     SWITCHBOARD_SEED_EXAMPLES: 'false',
     SWITCHBOARD_RATE_LIMIT_PER_MINUTE: '100000000',
     LOG_LEVEL: 'warn',
+    ...(database ? { DATABASE_URL: database.url } : {}),
   });
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/readyz`, 60_000, child);
@@ -137,6 +141,7 @@ async function startHub(): Promise<HubProcess> {
     everythingId: server.id,
     async close() {
       await child.stop();
+      await database?.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -43,6 +43,8 @@ export interface StreamLimits {
   /** Topics one client id may subscribe to; distinct topics per stream. */
   maxTopicsPerClient: number;
   maxTopicsPerStream: number;
+  /** Bytes (as JSON) the replay buffer of one stream may hold, besides its buffer_size messages. */
+  replayBufferBytes: number;
 }
 
 export interface StreamServiceOptions {
@@ -66,6 +68,7 @@ export const defaultStreamLimits: StreamLimits = {
   maxInFlight: 256,
   maxTopicsPerClient: 32,
   maxTopicsPerStream: 256,
+  replayBufferBytes: 64 * 1024 * 1024,
 };
 
 type Audience = { kind: 'all' } | { kind: 'client'; clientId: string } | { kind: 'topic'; topic: string };
@@ -244,7 +247,10 @@ export class StreamService {
       limits,
       startedAt,
       seq: 0,
-      buffer: new ReplayBuffer(Math.min(config.buffer_size ?? DEFAULT_BUFFER_SIZE, MAX_BUFFER_SIZE)),
+      buffer: new ReplayBuffer(
+        Math.min(config.buffer_size ?? DEFAULT_BUFFER_SIZE, MAX_BUFFER_SIZE),
+        limits.replayBufferBytes,
+      ),
       peers: new Set(),
       subscriptions: new Map(),
       inFlight: new Map(),
@@ -660,7 +666,8 @@ export class StreamService {
     const seq = ++session.seq;
     const payload = { ...body, seq };
     const m: Buffered = { seq, event, payload, audience };
-    session.buffer.push(m);
+    const bytes = JSON.stringify(payload)?.length ?? 0;
+    session.buffer.push(m, bytes);
     session.sent++;
     session.dirty = true;
     session.lastActivity = performance.now();
@@ -672,6 +679,7 @@ export class StreamService {
       serverId: session.serverId,
       clientId: audience.kind === 'client' ? audience.clientId : null,
       source: 'stream',
+      responseBytes: bytes,
       data: {
         direction: 'out',
         event,

@@ -19,6 +19,23 @@ describe('ReplayBuffer', () => {
   });
 });
 
+describe('ReplayBuffer byte budget', () => {
+  it('drops the oldest items while over maxBytes, but keeps the newest', () => {
+    const b = new ReplayBuffer<string>(10, 100);
+    b.push('a', 40);
+    b.push('b', 40);
+    expect([...b]).toEqual(['a', 'b']);
+    b.push('c', 40);
+    expect([...b]).toEqual(['b', 'c']);
+    expect(b.bytes).toBe(80);
+    b.push('huge', 500);
+    expect([...b]).toEqual(['huge']);
+    b.push('d', 1);
+    expect([...b]).toEqual(['d']);
+    expect(b.bytes).toBe(1);
+  });
+});
+
 describe('TokenBucket', () => {
   it('lets a burst through, refuses the next, refills with time', () => {
     let now = 0;
