@@ -1,0 +1,217 @@
+/**
+ * Event analysis and export against their ceilings, in one run:
+ *   analyze  — analyzeEvents() for one server (2 % of the events) vs the bare SQL aggregates it needs (the
+ *              percentile aggregate overall / per event type / per tool, the one per config version, and the
+ *              event-type counts), run one after the other on one connection; over the whole history and
+ *              over the last 24 hours. On PostgreSQL with BENCH_EVENTS rows and on PGlite with BENCH_PGLITE_EVENTS.
+ *   export   — exportChunks() (the route's producer: cursor → NDJSON / CSV text) vs `COPY (SELECT …) TO STDOUT`
+ *              of the same columns, rows/s, on PostgreSQL; with the RSS growth seen during the export.
+ * Each measurement runs BENCH_REPS times (default 3), alternating the order of the two paths.
+ *
+ *   npx tsx bench/events.ts     BENCH_EVENTS (1000000), BENCH_PGLITE_EVENTS (200000), BENCH_REPS, TEST_DATABASE_URL
+ */
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { Db } from '../src/db/db.js';
+import { loadMigrations, migrate } from '../src/db/migrator.js';
+import { openPgDb } from '../src/db/pg-db.js';
+import { openPgliteDb } from '../src/db/pglite-db.js';
+import { RULES } from '../src/events/analysis.js';
+import { EXPORT_COLUMNS, exportChunks } from '../src/events/export.js';
+import { toolPairs } from '../src/events/queries.js';
+import { EVENT_COLUMNS } from '../src/events/recorder.js';
+import { analyzeEvents } from '../src/events/service.js';
+import { migrationsDir } from '../src/paths.js';
+import { nowMs, printTable, ratioLine, summarize } from './lib/measure.js';
+import { createPostgresDatabase } from './lib/postgres-database.js';
+
+const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const N_PGLITE = Number(process.env.BENCH_PGLITE_EVENTS ?? 200_000);
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const SERVERS = 50;
+const DAY = 86_400_000;
+const HISTORY_DAYS = 30;
+
+/** Events over 30 days (one in ten an api_call); server 1 gets 2 % of them, the 49 others share the rest. */
+function* eventRows(n: number, now: number): Generator<unknown[][]> {
+  const tools = ['analyze_seo', 'mine-data', 'generate_content', 'analyze_image'];
+  let batch: unknown[][] = [];
+  for (let i = 0; i < n; i++) {
+    const serverId = i % 50 === 0 ? 1 : 2 + (i % (SERVERS - 1));
+    const failed = i % 23 === 0;
+    const timedOut = i % 97 === 0;
+    batch.push([
+      i % 10 === 5 ? 'api_call' : 'tool_call',
+      serverId,
+      null,
+      null,
+      JSON.stringify({ arguments: { url: `https://example.com/${i % 1000}` }, result: { isError: failed } }),
+      new Date(now - ((i * 2_654_435_761) % (HISTORY_DAYS * DAY))),
+      (i * 7919) % 3000,
+      tools[i % tools.length],
+      timedOut ? 'timeout' : failed ? 'tool_error' : 'success',
+      !(failed || timedOut),
+      timedOut ? 'SB_ERR_UPSTREAM_TIMEOUT' : failed ? 'SB_ERR_TOOL_ERROR' : null,
+      'rest',
+      `client-${i % 100}`,
+      1 + (i % 3 === 0 ? 1 : 0),
+      200,
+      800 + (i % 500),
+    ]);
+    if (batch.length === 10_000) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+async function load(db: Db, n: number, now: number): Promise<void> {
+  await migrate(db, await loadMigrations(migrationsDir));
+  await db.query(
+    `INSERT INTO mcp_servers (name, transport, command) SELECT 'server-' || g, 'stdio', 'node' FROM generate_series(1, $1) g`,
+    [SERVERS],
+  );
+  const t0 = nowMs();
+  for (const batch of eventRows(n, now)) await db.copyRows('mcp_events', EVENT_COLUMNS, batch);
+  await db.exec('ANALYZE mcp_events');
+  console.log(`  loaded ${n.toLocaleString('en-US')} events in ${((nowMs() - t0) / 1000).toFixed(1)} s`);
+}
+
+const bareFilter = `server_id = $1 AND timestamp >= ($2::timestamptz AT TIME ZONE 'UTC') AND timestamp < ($3::timestamptz AT TIME ZONE 'UTC')`;
+const pct = `avg(duration), percentile_cont(0.5) WITHIN GROUP (ORDER BY duration),
+  percentile_cont(0.95) WITHIN GROUP (ORDER BY duration), percentile_cont(0.99) WITHIN GROUP (ORDER BY duration),
+  max(duration), count(*) FILTER (WHERE ok), count(ok)`;
+const bareQueries = [
+  `SELECT event_type, tool_name, ${pct} FROM mcp_events WHERE ${bareFilter}
+   GROUP BY GROUPING SETS ((), (event_type), (tool_name))`,
+  `SELECT config_version, ${pct} FROM mcp_events WHERE ${bareFilter} AND event_type = 'tool_call' GROUP BY config_version`,
+  `SELECT event_type, count(*) FROM mcp_events WHERE ${bareFilter} GROUP BY event_type`,
+];
+
+async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = nowMs();
+  await fn();
+  return nowMs() - t0;
+}
+
+async function benchAnalyze(label: string, db: Db, now: number): Promise<number[]> {
+  const ratios: number[] = [];
+  for (const [name, since] of [
+    [`${HISTORY_DAYS} days`, new Date(now - HISTORY_DAYS * DAY - 60_000)],
+    ['24 hours', new Date(now - DAY)],
+  ] as const) {
+    const until = new Date(now + 60_000);
+    const bare = () =>
+      (async () => {
+        for (const q of bareQueries) await db.query(q, [1, since.toISOString(), until.toISOString()]);
+      })();
+    const hub = () => analyzeEvents(db, { serverId: 1, since, until });
+    // The bundle rule's pattern mining is not an aggregate: it sorts the window's recent calls of every server.
+    const mining = () => toolPairs(db, { since, until, serverId: 1 }, RULES.bundle.minSupport, 5_000);
+    // Warm-up: plans and caches.
+    await bare();
+    await hub();
+    const bareMs: number[] = [];
+    const hubMs: number[] = [];
+    const miningMs: number[] = [];
+    for (let r = 0; r < REPS; r++) {
+      if (r % 2 === 0) {
+        bareMs.push(await timeIt(bare));
+        hubMs.push(await timeIt(hub));
+      } else {
+        hubMs.push(await timeIt(hub));
+        bareMs.push(await timeIt(bare));
+      }
+      miningMs.push(await timeIt(mining));
+    }
+    const b = summarize(bareMs);
+    const h = summarize(hubMs);
+    printTable(`${label}: analyze one server, window ${name}`, [
+      { name: 'bare SQL aggregates', value: b, unit: 'ms' },
+      { name: 'GET /api/mcp/events/analyze (analyzeEvents)', value: h, unit: 'ms' },
+      { name: 'of which: bundle pattern mining alone', value: summarize(miningMs), unit: 'ms' },
+    ]);
+    ratios.push(h.median / b.median);
+    ratioLine(`${label} analyze / bare queries (${name})`, h.median / b.median, 1.5, 'max');
+  }
+  return ratios;
+}
+
+async function benchExport(db: Db, url: string): Promise<void> {
+  const copySql = `COPY (SELECT ${EXPORT_COLUMNS.join(', ')} FROM mcp_events ORDER BY id) TO STDOUT`;
+  const sink = () =>
+    new Writable({
+      write(_chunk, _enc, cb) {
+        cb();
+      },
+    });
+  const copy = async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await pipeline(client.query(copyTo(copySql)), sink());
+    } finally {
+      await client.end();
+    }
+  };
+  let peakRss = 0;
+  const exportAs = (format: 'ndjson' | 'csv') => async () => {
+    const rss0 = process.memoryUsage().rss;
+    let n = 0;
+    for await (const chunk of exportChunks(db, { format })) {
+      n += chunk.length;
+      peakRss = Math.max(peakRss, process.memoryUsage().rss - rss0);
+    }
+    return n;
+  };
+  const results: Record<string, number[]> = { copy: [], ndjson: [], csv: [] };
+  for (let r = 0; r < REPS; r++) {
+    const order: [string, () => Promise<unknown>][] = [
+      ['copy', copy],
+      ['ndjson', exportAs('ndjson')],
+      ['csv', exportAs('csv')],
+    ];
+    for (let k = 0; k < r % 3; k++) order.push(order.shift()!);
+    for (const [name, fn] of order) results[name]!.push(N / ((await timeIt(fn)) / 1000));
+  }
+  const copyS = summarize(results.copy!);
+  const nd = summarize(results.ndjson!);
+  const csv = summarize(results.csv!);
+  printTable(`PostgreSQL: export ${N.toLocaleString('en-US')} events`, [
+    { name: 'COPY (SELECT …) TO STDOUT', value: copyS, unit: 'rows/s' },
+    { name: 'export NDJSON (cursor → text)', value: nd, unit: 'rows/s' },
+    { name: 'export CSV (cursor → csv-stringify)', value: csv, unit: 'rows/s' },
+  ]);
+  ratioLine('export NDJSON / COPY', nd.median / copyS.median, 0.5, 'min');
+  ratioLine('export CSV / COPY', csv.median / copyS.median, 0.5, 'min');
+  console.log(`  largest RSS growth during an export: ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
+}
+
+async function main(): Promise<void> {
+  const now = Date.now();
+  console.log(`PostgreSQL, ${N.toLocaleString('en-US')} events`);
+  const database = await createPostgresDatabase('sb_bench');
+  const db = await openPgDb(database.url, { max: 10 });
+  try {
+    await load(db, N, now);
+    await benchAnalyze('PostgreSQL', db, now);
+    await benchExport(db, database.url);
+  } finally {
+    await db.close();
+    await database.drop();
+  }
+
+  console.log(`\nPGlite (in memory), ${N_PGLITE.toLocaleString('en-US')} events`);
+  const lite = await openPgliteDb(undefined);
+  try {
+    await load(lite, N_PGLITE, now);
+    await benchAnalyze('PGlite', lite, now);
+  } finally {
+    await lite.close();
+  }
+}
+
+await main();
