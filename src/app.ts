@@ -8,6 +8,7 @@ import { openDb } from './db/open-db.js';
 import { HubEventBus } from './events/hub-events.js';
 import { EventRecorder } from './events/recorder.js';
 import { eventRoutes } from './events/routes.js';
+import { registerLiveEvents } from './events/socket.js';
 import { registerBearerAuth, resolveApiToken } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerHealthRoutes } from './http/health.js';
@@ -136,6 +137,7 @@ export async function buildApp(
   await app.register(streamRoutes(streams));
   await app.register(bundleRoutes({ db, events, log, config, servers: registry, pool }));
   await app.register(eventRoutes(db, { retention: { days: config.eventRetentionDays, log } }));
+  registerLiveEvents(realtime, events, { apiToken: apiToken.token, allowedOrigins: config.allowedOrigins });
 
   // Closing waits for every open connection; a keep-alive socket becomes idle only after its in-flight
   // request is answered, so idle ones are swept until the server has closed.
