@@ -173,7 +173,8 @@ describe.each(drivers)('GET /api/mcp/events/analyze on %s', (driver) => {
   const inDay = (n: number) => all.filter((e) => e.timestamp >= day(n).since && e.timestamp < day(n).until);
 
   beforeAll(async () => {
-    t = await startTestHub(driver);
+    // The events are dated 2026-01: keep the retention job off them however long the suite runs.
+    t = await startTestHub(driver, { SWITCHBOARD_EVENT_RETENTION_DAYS: 3650 });
     // Server 3 was registered before the idle day (and after the other scenarios' days).
     await t.hub.db.query('UPDATE mcp_servers SET created_at = $1 WHERE id = 3', [
       new Date(day(IDLE).since.getTime() - 3_600_000).toISOString(),

@@ -61,7 +61,8 @@ describe.each(drivers)('GET /api/mcp/events/export on %s', (driver) => {
   let table: Record<string, unknown>[];
 
   beforeAll(async () => {
-    t = await startTestHub(driver);
+    // The events are dated 2026-01: keep the retention job off them however long the suite runs.
+    t = await startTestHub(driver, { SWITCHBOARD_EVENT_RETENTION_DAYS: 3650 });
     await insertEvents(t.hub.db, roundTripEvents());
     await insertEvents(t.hub.db, bulkEvents());
     table = (

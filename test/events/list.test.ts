@@ -23,7 +23,8 @@ describe.each(drivers)('GET /api/mcp/events on %s', (driver) => {
   let ordered: { id: number; server_id: number | null; event_type: string; outcome: string }[];
 
   beforeAll(async () => {
-    t = await startTestHub(driver);
+    // The events are dated 2026-01: keep the retention job off them however long the suite runs.
+    t = await startTestHub(driver, { SWITCHBOARD_EVENT_RETENTION_DAYS: 3650 });
     await insertEvents(t.hub.db, events);
     // Microseconds a JS Date cannot hold: the cursor must not lose them.
     await t.hub.db.query(
