@@ -54,8 +54,9 @@ export async function startStreamTestHub(driver: Driver = 'pglite', env: Env = {
       join: async (streamId, clientId) =>
         track(await StreamClient.join({ baseUrl, apiToken: testToken, streamId, clientId })),
       async close() {
-        for (const c of clients) c.close();
+        // The hub first: connected clients are part of what its shutdown must handle.
         await t.close();
+        for (const c of clients) c.close();
       },
     };
   } catch (err) {
