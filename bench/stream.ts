@@ -13,54 +13,28 @@
  * BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval), BENCH_DB (`pglite`, or `postgres`
  * for a throwaway database on the local PostgreSQL: PGlite runs the recorder's COPY in the hub's own thread).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/client';
-import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { io, type Socket } from 'socket.io-client';
 import { StreamClient } from '../src/client/stream-client.js';
 import { projectRoot } from '../src/paths.js';
-import { createPostgresDatabase } from '../test/helpers/db.js';
 import { type Child, freePort, startChild, waitForHttp } from '../test/helpers/processes.js';
-import { nowMs, printTable, ratioLine, type Summary, summarize, throughput } from './lib/measure.js';
+import {
+  type Caller,
+  directEverything,
+  echoMessage,
+  measureCaller,
+  startBenchHub,
+} from './lib/everything-hub.js';
+import { nowMs, printTable, ratioLine, type Summary, summarize } from './lib/measure.js';
 
 const reps = Number(process.env.BENCH_REPS ?? 3);
 const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
 const concCalls = Number(process.env.BENCH_CONC ?? 4000);
 const fanout = Number(process.env.BENCH_FANOUT ?? 1000);
 const polls = Number(process.env.BENCH_POLLS ?? 20);
-const inFlight = 32;
-const message = 'x'.repeat(55);
-const everything = path.join(
-  projectRoot,
-  'node_modules/@modelcontextprotocol/server-everything/dist/index.js',
-);
-const token = 'bench-token-0123456789abcdef';
-const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
-
-type Caller = () => Promise<unknown>;
-
-async function measure(call: Caller): Promise<{ seq: number; conc: number }> {
-  for (let i = 0; i < 200; i++) await call();
-  return { seq: await throughput(call, seqCalls, 1), conc: await throughput(call, concCalls, inFlight) };
-}
+const measure = (call: Caller) => measureCaller(call, seqCalls, concCalls);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function direct(): Promise<{ call: Caller; close(): Promise<void> }> {
-  const client = new Client({ name: 'bench', version: '0' }, { versionNegotiation: { mode: 'auto' } });
-  await client.connect(
-    new StdioClientTransport({ command: process.execPath, args: [everything, 'stdio'], stderr: 'ignore' }),
-  );
-  return {
-    call: async () => {
-      const r = await client.callTool({ name: 'echo', arguments: { message } });
-      if ((r.content as { text: string }[])[0]?.text !== `Echo: ${message}`) throw new Error('wrong echo');
-    },
-    close: () => client.close(),
-  };
-}
 
 /** Connects one socket.io client, resolving once connected. */
 function connectSocket(url: string, auth?: Record<string, unknown>): Promise<Socket> {
@@ -81,11 +55,11 @@ function socketCaller(socket: Socket): Caller {
       const id = `b${++n}`;
       pending.set(id, (r) => {
         pending.delete(id);
-        if (!r.ok || r.result.content[0]?.text !== `Echo: ${message}`)
+        if (!r.ok || r.result.content[0]?.text !== `Echo: ${echoMessage}`)
           reject(new Error(`wrong answer ${JSON.stringify(r)}`));
         else resolve();
       });
-      socket.emit('client-message', { type: 'echo', id, data: { message } });
+      socket.emit('client-message', { type: 'echo', id, data: { message: echoMessage } });
     });
 }
 
@@ -102,50 +76,8 @@ async function bareSocketIo(): Promise<{ url: string; child: Child; close(): Pro
   return { url: `http://127.0.0.1:${port}`, child, close: () => child.stop() };
 }
 
-interface HubProcess {
-  base: string;
-  everythingId: number;
-  close(): Promise<void>;
-}
-
-async function startHub(): Promise<HubProcess> {
-  const port = await freePort();
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'sb-bench-'));
-  const database = process.env.BENCH_DB === 'postgres' ? await createPostgresDatabase() : undefined;
-  const child = startChild(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    SWITCHBOARD_DATA_DIR: dataDir,
-    SWITCHBOARD_API_TOKEN: token,
-    SWITCHBOARD_SEED_EXAMPLES: 'false',
-    SWITCHBOARD_RATE_LIMIT_PER_MINUTE: '100000000',
-    LOG_LEVEL: 'warn',
-    ...(database ? { DATABASE_URL: database.url } : {}),
-  });
-  const base = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base}/readyz`, 60_000, child);
-  const created = await fetch(`${base}/api/mcp/servers`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({
-      name: 'everything',
-      transport: 'stdio',
-      command: process.execPath,
-      args: [everything, 'stdio'],
-      config: { max_concurrency: 64 },
-    }),
-  });
-  const { server } = (await created.json()) as { server: { id: number } };
-  return {
-    base,
-    everythingId: server.id,
-    async close() {
-      await child.stop();
-      await database?.drop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
+const startHub = () =>
+  startBenchHub({ database: process.env.BENCH_DB === 'postgres' ? 'postgres' : 'pglite' });
 
 const runs: Record<string, number[]> = {};
 const add = (k: string, v: number) => {
@@ -159,7 +91,7 @@ for (let rep = 0; rep < reps; rep++) {
   const order = rep % 2 === 0 ? ['direct', 'bare', 'hub'] : ['hub', 'bare', 'direct'];
   for (const which of order) {
     if (which === 'direct') {
-      const d = await direct();
+      const d = await directEverything();
       const r = await measure(d.call);
       add('direct.seq', r.seq);
       add('direct.conc', r.conc);
@@ -176,7 +108,7 @@ for (let rep = 0; rep < reps; rep++) {
       const hub = await startHub();
       const c = await StreamClient.start({
         baseUrl: hub.base,
-        apiToken: token,
+        apiToken: hub.token,
         serverId: hub.everythingId,
         clientId: 'bench',
       });
@@ -212,13 +144,18 @@ ratioLine('stream / two-hop ceiling, 32 in flight', s('hub.conc').median / ceili
   const hub = await startHub();
   const publisher = await StreamClient.start({
     baseUrl: hub.base,
-    apiToken: token,
+    apiToken: hub.token,
     serverId: hub.everythingId,
     clientId: 'pub',
   });
   await publisher.connect();
   const streamId = publisher.streamId;
-  const listener = await StreamClient.join({ baseUrl: hub.base, apiToken: token, streamId, clientId: 'sub' });
+  const listener = await StreamClient.join({
+    baseUrl: hub.base,
+    apiToken: hub.token,
+    streamId,
+    clientId: 'sub',
+  });
   await listener.connect();
   await listener.subscribe('news');
 
@@ -233,7 +170,7 @@ ratioLine('stream / two-hop ceiling, 32 in flight', s('hub.conc').median / ceili
     await sleep(5);
   }
   const lastSeqOf = async () => {
-    const res = await fetch(`${hub.base}/api/mcp/stream/status`, { headers });
+    const res = await fetch(`${hub.base}/api/mcp/stream/status`, { headers: hub.headers });
     const body = (await res.json()) as { streams: { streamId: string; lastSeq: number }[] };
     return body.streams.find((x) => x.streamId === streamId)!.lastSeq;
   };
@@ -277,7 +214,12 @@ ratioLine('stream / two-hop ceiling, 32 in flight', s('hub.conc').median / ceili
   // 4. fan-out
   const subscribers: StreamClient[] = [];
   for (let i = 0; i < fanout; i++) {
-    const c = await StreamClient.join({ baseUrl: hub.base, apiToken: token, streamId, clientId: `f${i}` });
+    const c = await StreamClient.join({
+      baseUrl: hub.base,
+      apiToken: hub.token,
+      streamId,
+      clientId: `f${i}`,
+    });
     await c.connect();
     await c.subscribe('fan');
     subscribers.push(c);

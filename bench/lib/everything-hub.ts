@@ -1,0 +1,91 @@
+/**
+ * What the call benchmarks share: server-everything's echo as the workload, the direct SDK caller (the
+ * ceiling), and a built hub process (on PGlite, or on a throwaway PostgreSQL database) with server-everything
+ * registered.
+ */
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { projectRoot } from '../../src/paths.js';
+import { createPostgresDatabase } from '../../test/helpers/db.js';
+import { type HubProcess, processToken, startHubProcess } from '../../test/helpers/hub-process.js';
+import { nowMs, throughput } from './measure.js';
+
+export const everything = `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
+export const echoMessage = 'x'.repeat(55);
+
+export type Caller = () => Promise<unknown>;
+
+/** Throughput after a warm-up: `seqCalls` one at a time, then `concCalls` with 32 in flight. */
+export async function measureCaller(
+  call: Caller,
+  seqCalls: number,
+  concCalls: number,
+): Promise<{ seq: number; conc: number }> {
+  for (let i = 0; i < 200; i++) await call();
+  return { seq: await throughput(call, seqCalls, 1), conc: await throughput(call, concCalls, 32) };
+}
+
+/** The SDK v2 client calling echo on server-everything over stdio, in this process. */
+export async function directEverything(): Promise<{ call: Caller; close(): Promise<void> }> {
+  const client = new Client({ name: 'bench', version: '0' }, { versionNegotiation: { mode: 'auto' } });
+  await client.connect(
+    new StdioClientTransport({ command: process.execPath, args: [everything, 'stdio'], stderr: 'ignore' }),
+  );
+  return {
+    call: async () => {
+      const r = await client.callTool({ name: 'echo', arguments: { message: echoMessage } });
+      if ((r.content as { text: string }[])[0]?.text !== `Echo: ${echoMessage}`)
+        throw new Error('wrong echo');
+    },
+    close: () => client.close(),
+  };
+}
+
+export interface BenchHub {
+  process: HubProcess;
+  base: string;
+  headers: Record<string, string>;
+  token: string;
+  everythingId: number;
+  /** Spawn → /readyz answering 200, in ms. */
+  readyMs: number;
+  close(): Promise<void>;
+}
+
+/** A hub process with server-everything registered; `database: 'postgres'` gives it a throwaway database. */
+export async function startBenchHub(
+  options: { database?: 'pglite' | 'postgres'; env?: Record<string, string> } = {},
+): Promise<BenchHub> {
+  const database = options.database === 'postgres' ? await createPostgresDatabase() : undefined;
+  const t0 = nowMs();
+  const hub = await startHubProcess({
+    SWITCHBOARD_SEED_EXAMPLES: 'false',
+    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...options.env,
+  });
+  const readyMs = nowMs() - t0;
+  const created = await fetch(`${hub.base}/api/mcp/servers`, {
+    method: 'POST',
+    headers: hub.headers,
+    body: JSON.stringify({
+      name: 'everything',
+      transport: 'stdio',
+      command: process.execPath,
+      args: [everything, 'stdio'],
+      config: { max_concurrency: 64 },
+    }),
+  });
+  const { server } = (await created.json()) as { server: { id: number } };
+  return {
+    process: hub,
+    base: hub.base,
+    headers: hub.headers,
+    token: processToken,
+    everythingId: server.id,
+    readyMs,
+    async close() {
+      await hub.stop();
+      await database?.drop();
+    },
+  };
+}
