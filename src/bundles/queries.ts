@@ -56,19 +56,24 @@ const toRecord = (r: BundleRow): BundleRecord => ({
 
 export type NewBundle = Omit<BundleRecord, 'executionCount' | 'createdAt' | 'updatedAt'>;
 
+/** $1 … $6 of insert and update, in column order: id, name, server_ids, config, description, workflow. */
+function bundleValues(b: NewBundle): unknown[] {
+  return [
+    b.id,
+    b.name,
+    json(b.serverIds),
+    json(b.config),
+    b.description,
+    b.workflow === null ? null : json(b.workflow),
+  ];
+}
+
 export async function insertBundle(db: Queryable, b: NewBundle): Promise<BundleRecord> {
   const { rows } = await db.query<BundleRow>(
     `INSERT INTO mcp_bundles (id, name, server_ids, config, description, workflow)
      VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6::jsonb)
      RETURNING ${columns}`,
-    [
-      b.id,
-      b.name,
-      json(b.serverIds),
-      json(b.config),
-      b.description,
-      b.workflow === null ? null : json(b.workflow),
-    ],
+    bundleValues(b),
   );
   return toRecord(rows[0]!);
 }
@@ -87,14 +92,7 @@ export async function updateBundle(db: Queryable, b: NewBundle): Promise<BundleR
        workflow = $6::jsonb, updated_at = LOCALTIMESTAMP
      WHERE id = $1 AND deleted_at IS NULL
      RETURNING ${columns}`,
-    [
-      b.id,
-      b.name,
-      json(b.serverIds),
-      json(b.config),
-      b.description,
-      b.workflow === null ? null : json(b.workflow),
-    ],
+    bundleValues(b),
   );
   return rows[0] && toRecord(rows[0]);
 }
