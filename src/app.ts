@@ -1,12 +1,14 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { bundleRoutes } from './bundles/routes.js';
+import { BundleService } from './bundles/service.js';
 import type { Config } from './config.js';
 import type { Db } from './db/db.js';
 import { loadMigrations, migrate } from './db/migrator.js';
 import { openDb } from './db/open-db.js';
 import { HubEventBus } from './events/hub-events.js';
 import { EventRecorder } from './events/recorder.js';
+import { EventRetention } from './events/retention.js';
 import { eventRoutes } from './events/routes.js';
 import { registerLiveEvents } from './events/socket.js';
 import { registerBearerAuth, resolveApiToken } from './http/auth.js';
@@ -41,6 +43,7 @@ export interface Hub {
   pool: UpstreamPool;
   realtime: Realtime;
   streams: StreamService;
+  bundles: BundleService;
   apiToken: { token: string; generated: boolean };
 }
 
@@ -135,8 +138,24 @@ export async function buildApp(
   registerStreamNamespace(realtime.io, streams, { allowedOrigins: config.allowedOrigins, log: streamLog });
   realtime.beforeClose(() => streams.close());
   await app.register(streamRoutes(streams));
-  await app.register(bundleRoutes({ db, events, log, config, servers: registry, pool }));
-  await app.register(eventRoutes(db, { retention: { days: config.eventRetentionDays, log } }));
+  const bundles = new BundleService({
+    db,
+    events,
+    log: log.child({ module: 'bundles' }),
+    config,
+    servers: registry,
+    pool,
+  });
+  // preClose: executions end (and are stored) before the pool and the database close in onClose.
+  app.addHook('preClose', () => bundles.close({ graceMs: config.shutdownGraceMs }));
+  await app.register(bundleRoutes(bundles));
+  const retention = new EventRetention({
+    db,
+    log: log.child({ module: 'event-retention' }),
+    retentionDays: config.eventRetentionDays,
+  });
+  retention.start();
+  await app.register(eventRoutes(db));
   registerLiveEvents(realtime, events, { apiToken: apiToken.token, allowedOrigins: config.allowedOrigins });
 
   // Closing waits for every open connection; a keep-alive socket becomes idle only after its in-flight
@@ -149,6 +168,7 @@ export async function buildApp(
   // Fastify runs onClose hooks after in-flight requests finish; resources close in reverse order of creation.
   app.addHook('onClose', async () => {
     clearInterval(idleSweeper);
+    await retention.close();
     await pool.close({ graceMs: config.shutdownGraceMs });
     await recorder.close();
     if (!options.db) await db.close();
@@ -156,6 +176,6 @@ export async function buildApp(
 
   return {
     app,
-    hub: { config, log, db, events, metrics, recorder, registry, pool, realtime, streams, apiToken },
+    hub: { config, log, db, events, metrics, recorder, registry, pool, realtime, streams, bundles, apiToken },
   };
 }

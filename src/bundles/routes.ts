@@ -9,15 +9,12 @@ import {
   SYNC_WAIT_MS,
   updateBundleSchema,
 } from './payloads.js';
-import { type BundleDeps, BundleService } from './service.js';
+import type { BundleService } from './service.js';
 
-/** The REST adapter of the bundle service; the service is closed (running executions cancelled) with the app. */
+/** The REST adapter of the bundle service (created and closed by app.ts). */
 export const bundleRoutes =
-  (deps: BundleDeps): FastifyPluginAsyncZod =>
+  (service: BundleService): FastifyPluginAsyncZod =>
   async (app) => {
-    const service = new BundleService({ ...deps, log: deps.log.child({ module: 'bundles' }) });
-    // preClose: executions end (and are stored) before the pool and the database close in onClose.
-    app.addHook('preClose', () => service.close({ graceMs: deps.config.shutdownGraceMs }));
     const tags = ['bundles'];
 
     app.post(

@@ -2,31 +2,14 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Db } from '../db/db.js';
 import { abortOnClose } from '../http/abort-on-close.js';
-import type { Logger } from '../logger.js';
 import { exportChunks, exportContentTypes } from './export.js';
 import { analyzeQuerySchema, exportQuerySchema, listQuerySchema } from './payloads.js';
-import { EventRetention } from './retention.js';
 import { analyzeEvents, listEvents } from './service.js';
 
-export interface EventRoutesOptions {
-  /** Runs the retention job (deleting and rolling up events older than `days`) for the app's lifetime. */
-  retention?: { days: number; log: Logger };
-}
-
 export const eventRoutes =
-  (db: Db, options: EventRoutesOptions = {}): FastifyPluginAsyncZod =>
+  (db: Db): FastifyPluginAsyncZod =>
   async (app) => {
     const tags = ['events'];
-
-    if (options.retention) {
-      const retention = new EventRetention({
-        db,
-        log: options.retention.log.child({ module: 'event-retention' }),
-        retentionDays: options.retention.days,
-      });
-      retention.start();
-      app.addHook('onClose', () => retention.close());
-    }
 
     app.get(
       '/api/mcp/events',
