@@ -1,8 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/paths.js';
 import { drivers } from '../helpers/db.js';
-import { startTestHub, type TestHub, testToken } from '../helpers/hub.js';
+import { flakyServer, startTestHub, type TestHub, testToken } from '../helpers/hub.js';
 
 describe.each(drivers)('a client that goes away from a running execution on %s', (driver) => {
   let t: TestHub;
@@ -12,17 +11,7 @@ describe.each(drivers)('a client that goes away from a running execution on %s',
     t = await startTestHub(driver);
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
-    const created = await t.api({
-      method: 'POST',
-      url: '/api/mcp/servers',
-      payload: {
-        name: 'flaky',
-        transport: 'stdio',
-        command: process.execPath,
-        args: [`${projectRoot}/dist/examples/servers/flaky.js`],
-      },
-    });
-    flakyId = created.json().server.id;
+    flakyId = await t.addStdioServer('flaky', [flakyServer]);
   });
   afterAll(() => t?.close());
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/paths.js';
 import { drivers } from '../helpers/db.js';
-import { startTestHub, type TestHub } from '../helpers/hub.js';
+import { everythingServer, flakyServer, startTestHub, type TestHub } from '../helpers/hub.js';
 
 interface StepResult {
   step: number;
@@ -36,16 +36,6 @@ describe.each(drivers)('bundles on %s', (driver) => {
   let contextServer: number;
   let everything: number;
 
-  async function addServer(name: string, args: string[]): Promise<number> {
-    const res = await t.api({
-      method: 'POST',
-      url: '/api/mcp/servers',
-      payload: { name, transport: 'stdio', command: process.execPath, args },
-    });
-    expect(res.statusCode).toBe(201);
-    return res.json().server.id;
-  }
-
   async function createBundle(payload: Record<string, unknown>): Promise<string> {
     const res = await t.api({ method: 'POST', url: '/api/mcp/bundle/create', payload });
     expect(res.statusCode, res.body).toBe(201);
@@ -75,25 +65,13 @@ describe.each(drivers)('bundles on %s', (driver) => {
     t = await startTestHub(driver);
     // One flaky process per concern, so that one test's counters do not leak into another's.
     for (const name of ['seq', 'par', 'chain', 'fail', 'cancel']) {
-      flaky[name] = await addServer(`flaky-${name}`, [`${projectRoot}/dist/examples/servers/flaky.js`]);
+      flaky[name] = await t.addStdioServer(`flaky-${name}`, [flakyServer]);
     }
-    contextServer = await addServer('context-fixture', [`${projectRoot}/test/helpers/context-server.mjs`]);
-    everything = await addServer('everything', [
-      `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`,
-      'stdio',
+    contextServer = await t.addStdioServer('context-fixture', [
+      `${projectRoot}/test/helpers/context-server.mjs`,
     ]);
-    const bounded = await t.api({
-      method: 'POST',
-      url: '/api/mcp/servers',
-      payload: {
-        name: 'flaky-bounded',
-        transport: 'stdio',
-        command: process.execPath,
-        args: [`${projectRoot}/dist/examples/servers/flaky.js`],
-        config: { max_concurrency: 2 },
-      },
-    });
-    flaky.bounded = bounded.json().server.id;
+    everything = await t.addStdioServer('everything', [everythingServer, 'stdio']);
+    flaky.bounded = await t.addStdioServer('flaky-bounded', [flakyServer], { max_concurrency: 2 });
   });
   afterAll(() => t?.close());
 
@@ -254,7 +232,7 @@ describe.each(drivers)('bundles on %s', (driver) => {
     });
 
     it('a server deleted after the bundle was made is named', async () => {
-      const doomed = await addServer('flaky-doomed', [`${projectRoot}/dist/examples/servers/flaky.js`]);
+      const doomed = await t.addStdioServer('flaky-doomed', [flakyServer]);
       const id = await createBundle({ bundleName: 'doomed', serverIds: [flaky.chain!, doomed] });
       await t.api({ method: 'DELETE', url: `/api/mcp/servers/${doomed}` });
       const res = await execute({

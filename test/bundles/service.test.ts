@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BundleService, type ExecutionUpdate, executionUpdateTypes } from '../../src/bundles/service.js';
-import { projectRoot } from '../../src/paths.js';
-import { startTestHub, type TestHub } from '../helpers/hub.js';
+import { type BundleService, type ExecutionUpdate, executionUpdateTypes } from '../../src/bundles/service.js';
+import { flakyServer, startTestHub, type TestHub } from '../helpers/hub.js';
 
 /** The service without HTTP: what a live view (socket.io namespace, UI) can follow of an execution. */
 describe('BundleService updates', () => {
@@ -10,19 +9,8 @@ describe('BundleService updates', () => {
   let flakyId: number;
   beforeAll(async () => {
     t = await startTestHub('pglite');
-    const created = await t.api({
-      method: 'POST',
-      url: '/api/mcp/servers',
-      payload: {
-        name: 'flaky',
-        transport: 'stdio',
-        command: process.execPath,
-        args: [`${projectRoot}/dist/examples/servers/flaky.js`],
-      },
-    });
-    flakyId = created.json().server.id;
-    const { db, events, log, config, registry, pool } = t.hub;
-    service = new BundleService({ db, events, log, config, servers: registry, pool });
+    flakyId = await t.addStdioServer('flaky', [flakyServer]);
+    service = t.hub.bundles;
   });
   afterAll(async () => {
     await service?.close();

@@ -1,23 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/paths.js';
 import { drivers } from '../helpers/db.js';
-import { startTestHub, type TestHub } from '../helpers/hub.js';
+import { flakyServer, startTestHub, type TestHub } from '../helpers/hub.js';
 
 async function startLongExecution(t: TestHub, ms: number): Promise<string> {
-  const server = await t.api({
-    method: 'POST',
-    url: '/api/mcp/servers',
-    payload: {
-      name: 'flaky',
-      transport: 'stdio',
-      command: process.execPath,
-      args: [`${projectRoot}/dist/examples/servers/flaky.js`],
-    },
-  });
+  const serverId = await t.addStdioServer('flaky', [flakyServer]);
   const bundle = await t.api({
     method: 'POST',
     url: '/api/mcp/bundle/create',
-    payload: { bundleName: 'long', serverIds: [server.json().server.id] },
+    payload: { bundleName: 'long', serverIds: [serverId] },
   });
   const res = await t.api({
     method: 'POST',

@@ -4,15 +4,22 @@ import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { buildApp, type Hub } from '../../src/app.js';
 import { type Env, loadConfig } from '../../src/config.js';
+import { projectRoot } from '../../src/paths.js';
 import { type Driver, openTestDb } from './db.js';
 
 export const testToken = 'test-token-0123456789abcdef';
+
+/** The built fixture server (hangs, crashes, fails on demand) and the third-party reference server. */
+export const flakyServer = `${projectRoot}/dist/examples/servers/flaky.js`;
+export const everythingServer = `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
 
 export interface TestHub {
   app: FastifyInstance;
   hub: Hub;
   /** inject() with the bearer token set (pass headers to override). */
   api(opts: InjectOptions): Promise<LightMyRequestResponse>;
+  /** Registers a stdio server running `node <args>` (throws unless created) and returns its id. */
+  addStdioServer(name: string, args: string[], config?: Record<string, unknown>): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -28,11 +35,21 @@ export async function startTestHub(driver: Driver, env: Env = {}): Promise<TestH
   } as Record<string, string>);
   const { app, hub } = await buildApp(config, { db: testDb.db });
   await app.ready();
+  const api: TestHub['api'] = (opts) =>
+    app.inject({ ...opts, headers: { authorization: `Bearer ${testToken}`, ...(opts.headers ?? {}) } });
   return {
     app,
     hub,
-    api: (opts) =>
-      app.inject({ ...opts, headers: { authorization: `Bearer ${testToken}`, ...(opts.headers ?? {}) } }),
+    api,
+    async addStdioServer(name, args, config) {
+      const res = await api({
+        method: 'POST',
+        url: '/api/mcp/servers',
+        payload: { name, transport: 'stdio', command: process.execPath, args, ...(config ? { config } : {}) },
+      });
+      if (res.statusCode !== 201) throw new Error(`could not register ${name}: ${res.body}`);
+      return res.json().server.id as number;
+    },
     async close() {
       await app.close();
       await testDb.drop();

@@ -2,11 +2,8 @@
 import type { AddressInfo } from 'node:net';
 import { type StartOptions, StreamClient } from '../../src/client/stream-client.js';
 import type { Env } from '../../src/config.js';
-import { projectRoot } from '../../src/paths.js';
 import type { Driver } from './db.js';
-import { startTestHub, type TestHub, testToken } from './hub.js';
-
-export const everythingPath = `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
+import { everythingServer, flakyServer, startTestHub, type TestHub, testToken } from './hub.js';
 
 export interface StreamTestHub extends TestHub {
   baseUrl: string;
@@ -23,23 +20,8 @@ export async function startStreamTestHub(driver: Driver = 'pglite', env: Env = {
   try {
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = t.app.server.address() as AddressInfo;
-    const register = async (payload: Record<string, unknown>) => {
-      const res = await t.api({ method: 'POST', url: '/api/mcp/servers', payload });
-      if (res.statusCode !== 201) throw new Error(`could not register ${payload.name}: ${res.body}`);
-      return res.json().server.id as number;
-    };
-    const flakyId = await register({
-      name: 'flaky',
-      transport: 'stdio',
-      command: process.execPath,
-      args: ['dist/examples/servers/flaky.js'],
-    });
-    const everythingId = await register({
-      name: 'everything',
-      transport: 'stdio',
-      command: process.execPath,
-      args: [everythingPath, 'stdio'],
-    });
+    const flakyId = await t.addStdioServer('flaky', [flakyServer]);
+    const everythingId = await t.addStdioServer('everything', [everythingServer, 'stdio']);
     const baseUrl = `http://127.0.0.1:${port}`;
     const track = (c: StreamClient) => {
       clients.push(c);

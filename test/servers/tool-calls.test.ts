@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/paths.js';
 import { drivers } from '../helpers/db.js';
-import { startTestHub, type TestHub, testToken } from '../helpers/hub.js';
+import { everythingServer, flakyServer, startTestHub, type TestHub, testToken } from '../helpers/hub.js';
 
-const everything = `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
 const page = `<html><head><title>Fresh Coffee Beans | Roastery</title>
 <meta name="description" content="Single origin coffee beans roasted weekly."></head>
 <body><h1>Coffee beans</h1><p>Our coffee beans are roasted weekly. Coffee lovers choose our beans.</p>
@@ -24,28 +22,8 @@ describe.each(drivers)('tool calls over REST on %s', (driver) => {
   let flakyId: number;
   beforeAll(async () => {
     t = await startTestHub(driver);
-    const created = await t.api({
-      method: 'POST',
-      url: '/api/mcp/servers',
-      payload: {
-        name: 'everything',
-        transport: 'stdio',
-        command: process.execPath,
-        args: [everything, 'stdio'],
-      },
-    });
-    everythingId = created.json().server.id;
-    const flaky = await t.api({
-      method: 'POST',
-      url: '/api/mcp/servers',
-      payload: {
-        name: 'flaky',
-        transport: 'stdio',
-        command: 'node',
-        args: ['dist/examples/servers/flaky.js'],
-      },
-    });
-    flakyId = flaky.json().server.id;
+    everythingId = await t.addStdioServer('everything', [everythingServer, 'stdio']);
+    flakyId = await t.addStdioServer('flaky', [flakyServer]);
   });
   afterAll(() => t?.close());
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import type { StreamServerToClient } from '../../src/realtime/stream-events.js';
 import { type StreamPeer, StreamService } from '../../src/streams/stream-service.js';
-import { startTestHub, type TestHub } from '../helpers/hub.js';
+import { flakyServer, startTestHub, type TestHub } from '../helpers/hub.js';
 import { until } from '../helpers/stream-hub.js';
 
 /** A peer that records what it is sent, as a socket would deliver it. */
@@ -23,17 +23,7 @@ describe('StreamService without sockets', () => {
   let flakyId: number;
   beforeAll(async () => {
     t = await startTestHub('pglite');
-    const res = await t.api({
-      method: 'POST',
-      url: '/api/mcp/servers',
-      payload: {
-        name: 'flaky',
-        transport: 'stdio',
-        command: process.execPath,
-        args: ['dist/examples/servers/flaky.js'],
-      },
-    });
-    flakyId = res.json().server.id;
+    flakyId = await t.addStdioServer('flaky', [flakyServer]);
     service = new StreamService({
       db: t.hub.db,
       pool: t.hub.pool,
