@@ -10,32 +10,13 @@
 //
 // SWITCHBOARD_URL (default http://127.0.0.1:3000) is the hub. Without an image URL, a small inline PNG is used.
 
-const base = (process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:3000').replace(/\/$/, '');
-const token = process.env.SWITCHBOARD_API_TOKEN;
-if (!token) {
-  console.error('Set SWITCHBOARD_API_TOKEN (the hub prints it on first start; also in data/api-token).');
-  process.exit(2);
-}
+import { api } from './hub-api.mjs';
 
 // A 16×16 PNG, inline so that the example needs no network.
 const imageUrl =
   process.argv[2] ??
   'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAGUlEQVQokWM4UaFBEmIY1VAxGkonhmvSAAADaGgQExd+HAAAAABJRU5ErkJggg==';
 const effects = ['greyscale', 'resize:8x8'];
-
-async function api(method, path, body) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(json.error ?? json)}`);
-  return json;
-}
 
 const { bundleId } = await api('POST', '/api/mcp/bundle/create', {
   bundleName: 'Graphics Processing Pipeline',

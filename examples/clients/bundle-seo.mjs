@@ -8,12 +8,7 @@
 // SWITCHBOARD_URL (default http://127.0.0.1:3000) is the hub. Without a page URL, a small page is analysed
 // as HTML (with an inline image, so that the graphics step has something real to compress).
 
-const base = (process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:3000').replace(/\/$/, '');
-const token = process.env.SWITCHBOARD_API_TOKEN;
-if (!token) {
-  console.error('Set SWITCHBOARD_API_TOKEN (the hub prints it on first start; also in data/api-token).');
-  process.exit(2);
-}
+import { api } from './hub-api.mjs';
 
 // A 16×16 PNG, inline so that the example needs no network.
 const png =
@@ -23,20 +18,6 @@ const html = `<html><head><title>Fresh Coffee Beans | Roastery</title>
 <body><h1>Coffee beans</h1><p>Our coffee beans are roasted weekly. Coffee lovers choose our beans for
 their aroma, and our roastery ships fresh coffee every week.</p><img src="${png}"></body></html>`;
 const pageUrl = process.argv[2];
-
-async function api(method, path, body) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(json.error ?? json)}`);
-  return json;
-}
 
 const { bundleId } = await api('POST', '/api/mcp/bundle/create', {
   bundleName: 'SEO Analysis Bundle',
