@@ -27,6 +27,7 @@ export const errorCatalogue = {
   SB_ERR_TOOL_ERROR: { status: 502, message: 'The tool reported an error: %s' },
   SB_ERR_STEP_INPUT: { status: 422, message: 'A workflow step could not get its arguments: %s' },
   SB_ERR_STEP_SKIPPED: { status: 424, message: 'A workflow step was skipped: %s' },
+  SB_ERR_INTERRUPTED: { status: 503, message: 'Interrupted: %s' },
   SB_ERR_INTERNAL: { status: 500, message: 'Internal error: %s' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
