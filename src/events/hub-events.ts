@@ -38,6 +38,10 @@ export interface HubEvent {
   clientId?: string | null;
   configVersion?: number | null;
   durationMs?: number | null;
+  /** Tool calls: time spent waiting for a max_concurrency slot, part of durationMs. */
+  queueMs?: number | null;
+  /** Tool calls: calls of the server running once this one started, itself included. */
+  concurrency?: number | null;
   requestBytes?: number | null;
   responseBytes?: number | null;
   /** Free-form detail; sanitized (secrets redacted, sizes capped) before storage. */

@@ -116,6 +116,15 @@ export type RequestResult<K extends RequestKind> = RequestKinds[K]['result'];
 
 type NotificationListener = (notification: UpstreamNotification) => void;
 
+/** What one call learnt on its way through #run, for its event: the entry, and how it waited for a slot. */
+interface RunHolder {
+  entry?: ServerEntry;
+  /** Time spent waiting for a max_concurrency slot (0 when one was free). */
+  queueMs?: number;
+  /** Calls of the server running once this one had its slot, itself included. */
+  concurrency?: number;
+}
+
 interface ServerEntry {
   id: number;
   record: ServerRecord;
@@ -185,7 +194,7 @@ export class UpstreamPool {
     opts: CallOptions = {},
   ): Promise<ToolCallResult> {
     const started = performance.now();
-    const holder: { entry?: ServerEntry } = {};
+    const holder: RunHolder = {};
     const what = `server ${serverId} tool ${name}`;
     try {
       holder.entry = await this.#entry(serverId);
@@ -195,19 +204,7 @@ export class UpstreamPool {
       );
       const { outcome, ok } = classifyResult(result);
       const durationMs = performance.now() - started;
-      this.#recordCall(
-        serverId,
-        holder.entry,
-        name,
-        outcome,
-        ok,
-        null,
-        durationMs,
-        opts,
-        args,
-        result,
-        undefined,
-      );
+      this.#recordCall(serverId, holder, name, outcome, ok, null, durationMs, opts, args, result, undefined);
       return { result, outcome, ok, durationMs };
     } catch (err) {
       const c = classifyError(err, {
@@ -218,7 +215,7 @@ export class UpstreamPool {
       const durationMs = performance.now() - started;
       this.#recordCall(
         serverId,
-        holder.entry,
+        holder,
         name,
         c.outcome,
         false,
@@ -398,7 +395,7 @@ export class UpstreamPool {
   ): Promise<T> {
     const started = performance.now();
     const what = `server ${serverId} ${method}`;
-    const holder: { entry?: ServerEntry } = {};
+    const holder: RunHolder = {};
     try {
       const value = await this.#run(serverId, what, opts, holder, fn);
       this.#observe(holder.entry, method, 'success', performance.now() - started);
@@ -419,7 +416,7 @@ export class UpstreamPool {
     serverId: number,
     what: string,
     opts: Pick<CallOptions, 'signal' | 'onProgress'>,
-    holder: { entry?: ServerEntry },
+    holder: RunHolder,
     fn: (conn: UpstreamConnection, ro: RequestOptions) => Promise<T>,
   ): Promise<T> {
     for (let reroutes = 0; ; reroutes++) {
@@ -429,12 +426,18 @@ export class UpstreamPool {
       if (!entry.connections)
         throw new HubError('SB_ERR_SERVER_DISABLED', `${entry.record.name} (${serverId})`);
       let release = entry.gate.tryAcquire();
+      const waitStarted = release ? undefined : performance.now();
       try {
         release ??= await this.#waitForSlot(entry, opts.signal, entry.config.max_total_timeout_ms, what);
       } catch (err) {
         if (entry.retired && !this.#closing && !opts.signal?.aborted && reroutes < 3) continue;
         throw err;
+      } finally {
+        if (waitStarted !== undefined)
+          holder.queueMs = (holder.queueMs ?? 0) + performance.now() - waitStarted;
       }
+      holder.queueMs ??= 0;
+      holder.concurrency = entry.gate.inFlight;
       try {
         return await this.#attempts(entry, entry.connections, what, opts, fn);
       } catch (err) {
@@ -709,7 +712,7 @@ export class UpstreamPool {
 
   #recordCall(
     serverId: number,
-    entry: ServerEntry | undefined,
+    { entry, queueMs, concurrency }: RunHolder,
     toolName: string,
     outcome: CallOutcome,
     ok: boolean,
@@ -731,6 +734,8 @@ export class UpstreamPool {
       ok,
       errorCode,
       durationMs: Math.round(durationMs),
+      queueMs: queueMs === undefined ? null : Math.round(queueMs),
+      concurrency: concurrency ?? null,
       configVersion: entry?.record.configVersion ?? null,
       requestBytes: Buffer.byteLength(JSON.stringify(args ?? {})),
       responseBytes: responseJson === undefined ? null : Buffer.byteLength(responseJson),

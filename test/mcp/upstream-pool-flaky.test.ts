@@ -94,6 +94,19 @@ describe('flaky server', () => {
       expect(structured<{ maxConcurrent: number }>(r.result).maxConcurrent).toBeLessThanOrEqual(3);
     expect((await stats(2)).maxConcurrent).toBe(3);
     expect(t.pool.status(2)).toMatchObject({ inFlight: 0, queued: 0 });
+    // Each call's event says how long it waited for a slot and how many calls ran with it: 3 got a slot at
+    // once, the 17 others queued behind at least one 60 ms call.
+    const calls = t.events.filter(
+      (e) => e.type === 'tool_call' && e.serverId === 2 && e.toolName === 'concurrency',
+    );
+    expect(calls).toHaveLength(20);
+    expect(calls.filter((e) => e.queueMs === 0)).toHaveLength(3);
+    expect(calls.filter((e) => (e.queueMs ?? 0) >= 30)).toHaveLength(17);
+    for (const e of calls) {
+      expect(e.concurrency).toBeGreaterThanOrEqual(1);
+      expect(e.concurrency).toBeLessThanOrEqual(3);
+      expect(e.queueMs).toBeLessThanOrEqual(e.durationMs ?? 0);
+    }
   });
 
   it('instances: 3 gives 3 processes, calls spread over them', async () => {
