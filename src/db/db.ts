@@ -36,6 +36,9 @@ export interface StreamOptions {
   signal?: AbortSignal;
 }
 
+/** A value inlined into a statement that cannot take bind parameters. */
+export type SqlValue = string | number | null;
+
 export interface Db extends Queryable {
   readonly driver: DbDriver;
   /** Runs fn in one transaction on one connection: committed if it resolves, rolled back if it throws. */
@@ -47,6 +50,18 @@ export interface Db extends Queryable {
    * the result. Breaking out of the loop (or aborting the signal) ends the query.
    */
   stream<R>(query: StreamQuery<R>, options?: StreamOptions): AsyncIterable<R[]>;
+  /**
+   * The bytes of `COPY (text) TO STDOUT WITH (copyOptions)`, read as they are consumed (back-pressure reaches
+   * the server's socket). COPY takes no bind parameters, so each `$n` of `text` is replaced by params[n-1] as
+   * an escaped literal. Breaking out of the loop (or aborting the signal) ends the COPY. Only on a PostgreSQL
+   * server: PGlite can copy only into a file or a blob that holds the whole result, so it has no copyOut.
+   */
+  copyOut?(
+    text: string,
+    params: readonly SqlValue[],
+    copyOptions: string,
+    options?: { signal?: AbortSignal },
+  ): AsyncIterable<Uint8Array>;
   /** Idempotent; queries after close fail with SB_ERR_CLOSED. */
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import Cursor from 'pg-cursor';
 import { HubError } from '../errors.js';
 import {
@@ -10,6 +10,7 @@ import {
   encodeCopyRows,
   parseUtcTimestamp,
   type QueryResult,
+  type SqlValue,
   type StreamOptions,
   type StreamQuery,
   typeOids,
@@ -28,6 +29,15 @@ const types = {
   getTypeParser: (oid: number, format?: 'text' | 'binary') =>
     parsers[oid] ?? pg.types.getTypeParser(oid, format ?? 'text'),
 };
+
+function literal(value: SqlValue | undefined): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error(`Not a finite number for an SQL literal: ${value}`);
+    return String(value);
+  }
+  return pg.escapeLiteral(value);
+}
 
 /** A PostgreSQL server reached through a pg Pool; every session runs in UTC. */
 export async function openPgDb(connectionString: string, options: { max?: number } = {}): Promise<Db> {
@@ -127,6 +137,26 @@ export async function openPgDb(connectionString: string, options: { max?: number
         signal?.removeEventListener('abort', onAbort);
         // Stopped early (the consumer left, an abort, an error): the connection is closed rather than
         // returned to the pool, which ends the portal and whatever the backend was still doing.
+        client.release(finished ? undefined : true);
+      }
+    },
+    async *copyOut(text, params, copyOptions, options = {}) {
+      guard();
+      const { signal } = options;
+      signal?.throwIfAborted();
+      const statement = `COPY (${text.replace(/\$(\d+)/g, (_, n: string) => literal(params[Number(n) - 1]))}) TO STDOUT WITH (${copyOptions})`;
+      const client = await pool.connect();
+      const out = client.query(copyTo(statement));
+      const onAbort = () => out.destroy(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let finished = false;
+      try {
+        for await (const chunk of out) yield chunk as Buffer;
+        finished = true;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        // Stopped early: closing the connection ends the COPY (the server's next write to it fails) rather
+        // than reading the rest of its output for nobody.
         client.release(finished ? undefined : true);
       }
     },
