@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { bundleRoutes } from './bundles/routes.js';
 import { BundleService } from './bundles/service.js';
+import { registerBundleNamespace } from './bundles/socket.js';
 import type { Config } from './config.js';
 import type { Db } from './db/db.js';
 import { loadMigrations, migrate } from './db/migrator.js';
@@ -149,6 +150,13 @@ export async function buildApp(
   // preClose: executions end (and are stored) before the pool and the database close in onClose.
   app.addHook('preClose', () => bundles.close({ graceMs: config.shutdownGraceMs }));
   await app.register(bundleRoutes(bundles));
+  registerBundleNamespace(realtime, bundles, {
+    apiToken: apiToken.token,
+    allowedOrigins: config.allowedOrigins,
+    log: log.child({ module: 'bundles' }),
+  });
+  // Closes the executions that a stopped hub left running, then heartbeats this hub's own.
+  await bundles.start();
   const retention = new EventRetention({
     db,
     log: log.child({ module: 'event-retention' }),

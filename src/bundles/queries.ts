@@ -148,14 +148,95 @@ export interface NewExecution {
   context: Record<string, unknown>;
   clientId: string | null;
   startedAt: Date;
+  /** The hub instance running it, which keeps its heartbeat fresh. */
+  ownerInstance: string;
 }
 
 export async function insertExecution(db: Queryable, e: NewExecution): Promise<void> {
   await db.query(
-    `INSERT INTO mcp_bundle_executions (id, bundle_id, status, config, workflow, context, client_id, started_at)
-     VALUES ($1, $2, 'running', $3::jsonb, $4::jsonb, $5::jsonb, $6, $7)`,
-    [e.id, e.bundleId, json(e.config), json(e.workflow), json(e.context), e.clientId, e.startedAt],
+    `INSERT INTO mcp_bundle_executions (id, bundle_id, status, config, workflow, context, client_id, started_at,
+       owner_instance, heartbeat_at)
+     VALUES ($1, $2, 'running', $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8, LOCALTIMESTAMP)`,
+    [
+      e.id,
+      e.bundleId,
+      json(e.config),
+      json(e.workflow),
+      json(e.context),
+      e.clientId,
+      e.startedAt,
+      e.ownerInstance,
+    ],
   );
+}
+
+/** One statement for all of a hub instance's running executions: they are still alive. */
+export async function heartbeatExecutions(db: Queryable, ownerInstance: string): Promise<number> {
+  const res = await db.query(
+    `UPDATE mcp_bundle_executions SET heartbeat_at = LOCALTIMESTAMP
+     WHERE owner_instance = $1 AND status = 'running'`,
+    [ownerInstance],
+  );
+  return res.rowCount;
+}
+
+export interface StaleExecution {
+  id: string;
+  bundleId: string;
+  clientId: string | null;
+  ownerInstance: string | null;
+  /** The last sign of life: the heartbeat, or the start for rows written before heartbeats existed. */
+  lastSeen: Date;
+  startedAt: Date;
+}
+
+/**
+ * Running executions without a heartbeat for `staleAfterMs` by the database's clock (so the clocks of the
+ * hubs do not matter), locked for closing; rows another hub is closing at the same moment are skipped.
+ */
+export async function lockStaleExecutions(tx: Queryable, staleAfterMs: number): Promise<StaleExecution[]> {
+  const { rows } = await tx.query<{
+    id: string;
+    bundle_id: string;
+    client_id: string | null;
+    owner_instance: string | null;
+    last_seen: Date;
+    started_at: Date;
+  }>(
+    `SELECT id, bundle_id, client_id, owner_instance, COALESCE(heartbeat_at, started_at) AS last_seen, started_at
+     FROM mcp_bundle_executions
+     WHERE status = 'running'
+       AND COALESCE(heartbeat_at, started_at) < LOCALTIMESTAMP - make_interval(secs => $1)
+     ORDER BY started_at, id
+     FOR UPDATE SKIP LOCKED`,
+    [staleAfterMs / 1000],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    bundleId: r.bundle_id,
+    clientId: r.client_id,
+    ownerInstance: r.owner_instance,
+    lastSeen: r.last_seen,
+    startedAt: r.started_at,
+  }));
+}
+
+/** Closes a stale execution as failed with its reason, and counts it on its bundle like any ended one. */
+export async function closeStaleExecution(
+  tx: Queryable,
+  e: { id: string; bundleId: string; error: unknown; durationMs: number },
+): Promise<boolean> {
+  const res = await tx.query(
+    `UPDATE mcp_bundle_executions
+     SET status = 'failed', error = $2::jsonb, duration_ms = $3, finished_at = LOCALTIMESTAMP
+     WHERE id = $1 AND status = 'running'`,
+    [e.id, json(e.error), e.durationMs],
+  );
+  if (res.rowCount === 0) return false;
+  await tx.query('UPDATE mcp_bundles SET execution_count = COALESCE(execution_count, 0) + 1 WHERE id = $1', [
+    e.bundleId,
+  ]);
+  return true;
 }
 
 export async function insertStepResult(db: Queryable, executionId: string, s: StepState): Promise<void> {
@@ -184,7 +265,11 @@ export async function insertStepResult(db: Queryable, executionId: string, s: St
   );
 }
 
-/** Ends an execution and counts it on its bundle, in one transaction. */
+/**
+ * Ends an execution and counts it on its bundle (run it in a transaction). Returns false when another hub
+ * had closed it as stale meanwhile (this hub stalled past the staleness): the stored outcome becomes the
+ * real one, but the execution was counted then, so it is not counted again.
+ */
 export async function finishExecution(
   db: Queryable,
   e: {
@@ -194,16 +279,21 @@ export async function finishExecution(
     context: Record<string, unknown>;
     durationMs: number;
   },
-): Promise<void> {
-  await db.query(
-    `UPDATE mcp_bundle_executions
-     SET status = $2, final_context = $3::jsonb, duration_ms = $4, finished_at = LOCALTIMESTAMP
-     WHERE id = $1`,
+): Promise<boolean> {
+  // The CTE locks the row first, so `previous` is the latest committed status, not the statement's snapshot.
+  const { rows } = await db.query<{ previous: string }>(
+    `WITH prev AS (SELECT status FROM mcp_bundle_executions WHERE id = $1 FOR UPDATE)
+     UPDATE mcp_bundle_executions e
+     SET status = $2, final_context = $3::jsonb, duration_ms = $4, finished_at = LOCALTIMESTAMP, error = NULL
+     FROM prev WHERE e.id = $1
+     RETURNING prev.status AS previous`,
     [e.id, e.status, json(e.context), e.durationMs],
   );
+  if (rows[0]?.previous !== 'running') return false;
   await db.query('UPDATE mcp_bundles SET execution_count = COALESCE(execution_count, 0) + 1 WHERE id = $1', [
     e.bundleId,
   ]);
+  return true;
 }
 
 export interface ExecutionRecord {
@@ -215,6 +305,7 @@ export interface ExecutionRecord {
   finalContext: Record<string, unknown> | null;
   startedAt: Date;
   durationMs: number | null;
+  error: { code: string; message: string; details?: unknown } | null;
   steps: StepState[];
 }
 
@@ -227,6 +318,7 @@ interface ExecutionRow {
   final_context: Record<string, unknown> | null;
   started_at: Date;
   duration_ms: number | null;
+  error: ExecutionRecord['error'];
 }
 
 interface StepRow {
@@ -248,7 +340,7 @@ interface StepRow {
 
 export async function findExecution(db: Queryable, id: string): Promise<ExecutionRecord | undefined> {
   const { rows } = await db.query<ExecutionRow>(
-    `SELECT id, bundle_id, status, workflow, context, final_context, started_at, duration_ms
+    `SELECT id, bundle_id, status, workflow, context, final_context, started_at, duration_ms, error
      FROM mcp_bundle_executions WHERE id = $1`,
     [id],
   );
@@ -269,6 +361,7 @@ export async function findExecution(db: Queryable, id: string): Promise<Executio
     finalContext: e.final_context,
     startedAt: e.started_at,
     durationMs: e.duration_ms,
+    error: e.error,
     steps: steps.rows.map((r) => ({
       step: r.step,
       id: r.step_id,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Progress, Tool } from '@modelcontextprotocol/client';
 import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
@@ -10,15 +11,19 @@ import type { CreateBundleInput, ExecuteBundleInput, UpdateBundleInput, Workflow
 import {
   type BundlePerformance,
   type BundleRecord,
+  closeStaleExecution,
   findBundle,
   findExecution,
   finishExecution,
+  heartbeatExecutions,
   insertBundle,
   insertExecution,
   insertStepResult,
   listBundlesWithPerformance,
   listExecutions,
+  lockStaleExecutions,
   type NewBundle,
+  type StaleExecution,
   softDeleteBundle,
   updateBundle,
 } from './queries.js';
@@ -40,7 +45,21 @@ export interface BundleDeps {
   pool: ToolCaller & { listTools(serverId: number, opts?: { signal?: AbortSignal }): Promise<Tool[]> };
   /** shutdownGraceMs: how long running executions may take to finish when the hub closes. */
   config: Pick<Config, 'shutdownGraceMs'>;
+  /** This hub process among those sharing the database; a fresh id by default. */
+  instanceId?: string;
+  /** Tests only: every hub sharing a database must use the same values (see EXECUTION_HEARTBEAT_MS). */
+  liveness?: { heartbeatMs: number; staleAfterMs: number };
 }
+
+/**
+ * A hub refreshes the heartbeat of its running executions this often. A running execution whose heartbeat
+ * is older than EXECUTION_STALE_AFTER_MS (by the database's clock) belongs to a hub that stopped (crash,
+ * kill, lost host): every hub looks for such executions at start and at each heartbeat, and closes them as
+ * failed (SB_ERR_INTERRUPTED). Three missed heartbeats, so that a busy hub or a slow query is not taken for
+ * a dead one.
+ */
+export const EXECUTION_HEARTBEAT_MS = 10_000;
+export const EXECUTION_STALE_AFTER_MS = 3 * EXECUTION_HEARTBEAT_MS;
 
 export type BundleView = ReturnType<typeof toView>;
 
@@ -70,6 +89,8 @@ export interface ExecutionResult {
   context: Record<string, unknown>;
   durationMs: number;
   startedAt: string;
+  /** Why the execution failed when no step says it (the hub running it stopped). */
+  error?: { code: string; message: string; details?: unknown };
 }
 
 function toResult(executionId: string, bundleId: string, s: ExecutionSummary): ExecutionResult {
@@ -85,9 +106,17 @@ function toResult(executionId: string, bundleId: string, s: ExecutionSummary): E
   };
 }
 
+/**
+ * An execution stays running until its end is stored (and published): a reader that sees it ended finds
+ * every step result in the database, and execution-finished is the only way a follower learns the end.
+ */
+function liveResult(executionId: string, live: LiveExecution): ExecutionResult {
+  return { ...toResult(executionId, live.bundleId, live.run.summary()), success: false, status: 'running' };
+}
+
 const randomSuffix = () => randomBytes(4).toString('hex');
 
-/** What live views (the socket.io namespace to come, a UI) follow of executions; names defined once here. */
+/** What live views (the /mcp-bundles namespace, a UI) follow of executions; names defined once here. */
 export const executionUpdateTypes = {
   started: 'execution-started',
   stepStarted: 'step-started',
@@ -121,10 +150,90 @@ export class BundleService {
   readonly #d: BundleDeps;
   readonly #live = new Map<string, LiveExecution>();
   readonly #listeners = new Set<ExecutionListener>();
+  readonly #liveness: { heartbeatMs: number; staleAfterMs: number };
+  /** Names this process in mcp_bundle_executions.owner_instance. */
+  readonly instanceId: string;
+  #timer: NodeJS.Timeout | undefined;
+  #tick: Promise<void> | undefined;
   #closed = false;
 
   constructor(deps: BundleDeps) {
     this.#d = deps;
+    this.instanceId = deps.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
+    this.#liveness = deps.liveness ?? {
+      heartbeatMs: EXECUTION_HEARTBEAT_MS,
+      staleAfterMs: EXECUTION_STALE_AFTER_MS,
+    };
+  }
+
+  /**
+   * Closes the executions orphaned by stopped hubs, then keeps this hub's running executions alive and
+   * keeps looking for orphans, every heartbeat. A failing pass is logged and tried again at the next one.
+   */
+  async start(): Promise<void> {
+    if (this.#closed) throw new HubError('SB_ERR_CLOSED', 'The bundle service');
+    if (this.#timer) return;
+    await this.#closeOrphans();
+    this.#timer = setInterval(() => {
+      // A pass slower than the interval is not stacked on.
+      this.#tick ??= this.#beat().finally(() => {
+        this.#tick = undefined;
+      });
+    }, this.#liveness.heartbeatMs);
+    this.#timer.unref();
+  }
+
+  async #beat(): Promise<void> {
+    try {
+      if (this.#live.size > 0) await heartbeatExecutions(this.#d.db, this.instanceId);
+      await this.#closeOrphans();
+    } catch (err) {
+      this.#d.log.warn({ err }, 'bundle execution heartbeat failed');
+    }
+  }
+
+  /** Closes stale running executions as failed (counted, recorded and published like any ended one). */
+  async #closeOrphans(): Promise<void> {
+    const closed = await this.#d.db.transaction(async (tx) => {
+      const done: (StaleExecution & { durationMs: number })[] = [];
+      for (const e of await lockStaleExecutions(tx, this.#liveness.staleAfterMs)) {
+        // Ours are alive whatever their heartbeat says (a heartbeat may have failed); they end normally.
+        if (this.#live.has(e.id)) continue;
+        const error = new HubError(
+          'SB_ERR_INTERRUPTED',
+          `the hub running execution ${e.id} stopped (no heartbeat since ${e.lastSeen.toISOString()})`,
+          { executionId: e.id, ownerInstance: e.ownerInstance, lastHeartbeat: e.lastSeen.toISOString() },
+        );
+        // What is known of its run: from its start to its last sign of life.
+        const durationMs = Math.max(0, e.lastSeen.getTime() - e.startedAt.getTime());
+        if (await closeStaleExecution(tx, { id: e.id, bundleId: e.bundleId, error, durationMs })) {
+          done.push({ ...e, durationMs });
+        }
+      }
+      return done;
+    });
+    for (const e of closed) {
+      this.#d.log.warn(
+        { executionId: e.id, bundleId: e.bundleId, ownerInstance: e.ownerInstance },
+        'closed a bundle execution whose hub stopped',
+      );
+      this.#d.events.emit({
+        type: 'bundle_execution',
+        bundleId: e.bundleId,
+        ok: false,
+        durationMs: e.durationMs,
+        source: 'bundle',
+        clientId: e.clientId,
+        data: { executionId: e.id, status: 'failed', interrupted: true, ownerInstance: e.ownerInstance },
+      });
+      const result = await this.getExecution(e.id);
+      this.#publish({ type: 'execution-finished', executionId: e.id, bundleId: e.bundleId, result });
+    }
+  }
+
+  /** The bundle store's database, for what is built on it (suggestions.ts). */
+  get db(): Db {
+    return this.#d.db;
   }
 
   /** Follows every execution as it runs (state changes, step results, progress); returns the unsubscribe. */
@@ -256,6 +365,7 @@ export class BundleService {
       context: input.context ?? {},
       clientId: input.clientId ?? null,
       startedAt: run.startedAt,
+      ownerInstance: this.instanceId,
     });
     // Before run() starts: its first steps start synchronously.
     this.#publish({
@@ -275,8 +385,9 @@ export class BundleService {
         summary = run.summary();
       }
       await Promise.all(writes);
+      let counted = true;
       try {
-        await db.transaction((tx) =>
+        counted = await db.transaction((tx) =>
           finishExecution(tx, {
             id: executionId,
             bundleId: bundle.id,
@@ -288,22 +399,27 @@ export class BundleService {
       } catch (err) {
         log.error({ err, executionId }, 'could not store the end of a bundle execution');
       }
-      events.emit({
-        type: 'bundle_execution',
-        bundleId: bundle.id,
-        ok: summary.status === 'succeeded',
-        durationMs: summary.durationMs,
-        source: 'bundle',
-        clientId: input.clientId ?? null,
-        data: {
-          executionId,
-          status: summary.status,
-          steps: summary.steps.length,
-          succeeded: summary.steps.filter((s) => s.status === 'succeeded').length,
-          failed: summary.steps.filter((s) => s.status === 'failed').length,
-          skipped: summary.steps.filter((s) => s.status === 'skipped').length,
-        },
-      });
+      // Another hub took this hub (stalled past the staleness) for a stopped one and recorded the execution
+      // as failed; the log keeps one verdict per execution, the table now has the real outcome.
+      if (!counted)
+        log.warn({ executionId }, 'a bundle execution ended after another hub had closed it as stale');
+      else
+        events.emit({
+          type: 'bundle_execution',
+          bundleId: bundle.id,
+          ok: summary.status === 'succeeded',
+          durationMs: summary.durationMs,
+          source: 'bundle',
+          clientId: input.clientId ?? null,
+          data: {
+            executionId,
+            status: summary.status,
+            steps: summary.steps.length,
+            succeeded: summary.steps.filter((s) => s.status === 'succeeded').length,
+            failed: summary.steps.filter((s) => s.status === 'failed').length,
+            skipped: summary.steps.filter((s) => s.status === 'skipped').length,
+          },
+        });
       this.#live.delete(executionId);
       const result = toResult(executionId, bundle.id, summary);
       this.#publish({ type: 'execution-finished', executionId, bundleId: bundle.id, result });
@@ -320,13 +436,33 @@ export class BundleService {
     return list;
   }
 
+  /**
+   * The state, now, of an execution running in this hub (undefined otherwise). Synchronous on purpose: a
+   * live view that takes it and subscribes in the same turn of the event loop misses no update and sees none
+   * twice.
+   */
+  liveExecution(executionId: string): ExecutionResult | undefined {
+    const live = this.#live.get(executionId);
+    return live && liveResult(executionId, live);
+  }
+
+  /** The state, now, of each execution of a bundle running in this hub (see liveExecution). */
+  liveExecutionsOf(bundleId: string): ExecutionResult[] {
+    const states: ExecutionResult[] = [];
+    for (const [executionId, live] of this.#live) {
+      if (live.bundleId === bundleId) states.push(liveResult(executionId, live));
+    }
+    return states;
+  }
+
   /** The state of an execution: live while it runs, from the database once it has ended. */
   async getExecution(executionId: string): Promise<ExecutionResult> {
-    const live = this.#live.get(executionId);
-    if (live) return toResult(executionId, live.bundleId, live.run.summary());
+    const live = this.liveExecution(executionId);
+    if (live) return live;
     const stored = await findExecution(this.#d.db, executionId);
     if (!stored) throw notFound(`Execution ${executionId}`, { executionId });
-    // Steps not stored (an execution still running in another hub process) are shown as pending.
+    // Steps not stored are pending while the execution runs in another hub process; those of an execution
+    // closed because its hub stopped never ended, and carry the execution's error.
     const steps: StepState[] = stored.workflow.steps.map(
       (s, i) =>
         stored.steps.find((r) => r.step === i) ?? {
@@ -335,7 +471,9 @@ export class BundleService {
           server: s.server,
           serverId: 0,
           tool: s.tool,
-          status: 'pending',
+          ...(stored.status !== 'running' && stored.error
+            ? { status: 'cancelled' as const, error: stored.error }
+            : { status: 'pending' as const }),
           ok: false,
           attempts: 0,
           durationMs: null,
@@ -351,6 +489,7 @@ export class BundleService {
       context: stored.finalContext ?? stored.context,
       durationMs: stored.durationMs ?? Date.now() - stored.startedAt.getTime(),
       startedAt: stored.startedAt.toISOString(),
+      ...(stored.error ? { error: stored.error } : {}),
     };
   }
 
@@ -384,6 +523,9 @@ export class BundleService {
     clearTimeout(timer);
     for (const l of live) l.run.cancel('the hub is shutting down');
     await all;
+    // Heartbeats go on until then: a long grace must not make this hub's executions look orphaned.
+    clearInterval(this.#timer);
+    await this.#tick;
   }
 
   async #require(id: string): Promise<BundleRecord> {
