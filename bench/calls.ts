@@ -2,8 +2,10 @@
  * Tool-call throughput through the hub's REST API against the two ceilings it stands on, all in one run:
  *   (a) direct: the SDK v2 client calling server-everything's echo over stdio in this process;
  *   (b) bare HTTP: a Fastify route returning a constant, driven by the same fetch client;
- *   (c) the hub: POST /api/mcp/servers/:id/tools/echo/call (recording on, and off).
- * A hub call does the work of both (a) and (b), so its ceiling is the two-hop figure 1 / (1/a + 1/b).
+ *   (c) the hub: POST /api/mcp/servers/:id/tools/echo/call (recording on, and off);
+ *   (d) a bare relay: one Fastify route calling echo through one SDK client (bench/bare-relay-server.ts).
+ * A hub call does the work of both (a) and (b), so its ceiling is the two-hop figure 1 / (1/a + 1/b); (d) shows
+ * how much of that ceiling joining the hops costs by itself, so (c) / (d) is the price of the hub's own work.
  * Also: start-up time to /readyz and idle RSS on PGlite and on PostgreSQL.
  * Settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 calls at 32 in flight).
  */
@@ -25,15 +27,12 @@ const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
 const concCalls = Number(process.env.BENCH_CONC ?? 4000);
 const measure = (call: Caller) => measureCaller(call, seqCalls, concCalls);
 
-async function bare(): Promise<{ call: Caller; close(): Promise<void> }> {
+/** A Fastify process from bench/: the bare HTTP floor, or the bare relay. */
+async function bare(script: string): Promise<{ call: Caller; close(): Promise<void> }> {
   const port = await freePort();
-  const child = startChild(
-    process.execPath,
-    ['--import', 'tsx', path.join(projectRoot, 'bench/bare-http-server.ts')],
-    {
-      PORT: String(port),
-    },
-  );
+  const child = startChild(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'bench', script)], {
+    PORT: String(port),
+  });
   await waitForHttp(`http://127.0.0.1:${port}/ready`, 20_000, child);
   const body = JSON.stringify({ arguments: { message: echoMessage } });
   return {
@@ -43,7 +42,8 @@ async function bare(): Promise<{ call: Caller; close(): Promise<void> }> {
         body,
         headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
       });
-      await res.json();
+      const json = (await res.json()) as { result: { content: { text: string }[] } };
+      if (json.result.content[0]?.text !== `Echo: ${echoMessage}`) throw new Error('wrong answer');
     },
     close: () => child.stop(),
   };
@@ -71,10 +71,15 @@ let warnings = 0;
 for (let rep = 0; rep < reps; rep++) {
   // Alternate the order so that no path always runs on a warmer or cooler machine.
   const order =
-    rep % 2 === 0 ? ['direct', 'bare', 'hub', 'hub-norec'] : ['hub-norec', 'hub', 'bare', 'direct'];
+    rep % 2 === 0
+      ? ['direct', 'bare', 'relay', 'hub', 'hub-norec']
+      : ['hub-norec', 'hub', 'relay', 'bare', 'direct'];
   for (const which of order) {
-    if (which === 'direct' || which === 'bare') {
-      const target = which === 'direct' ? await directEverything() : await bare();
+    if (which === 'direct' || which === 'bare' || which === 'relay') {
+      const target =
+        which === 'direct'
+          ? await directEverything()
+          : await bare(which === 'bare' ? 'bare-http-server.ts' : 'bare-relay-server.ts');
       const r = await measure(target.call);
       add(`${which}.seq`, r.seq);
       add(`${which}.conc`, r.conc);
@@ -106,6 +111,8 @@ printTable(`Tool calls (echo on server-everything over stdio), ${reps} runs, med
   { name: '(c) hub REST call, 32 in flight', value: s('hub.conc'), unit: 'calls/s' },
   { name: '(c) hub, recording off, sequential', value: s('hub-norec.seq'), unit: 'calls/s' },
   { name: '(c) hub, recording off, 32 in flight', value: s('hub-norec.conc'), unit: 'calls/s' },
+  { name: '(d) bare relay (Fastify + SDK), sequential', value: s('relay.seq'), unit: 'calls/s' },
+  { name: '(d) bare relay (Fastify + SDK), 32 in flight', value: s('relay.conc'), unit: 'calls/s' },
 ]);
 console.log(
   `\n  two-hop ceiling 1/(1/a+1/b): sequential ${Math.round(ceilingSeq)} calls/s, 32 in flight ${Math.round(ceilingConc)} calls/s`,
@@ -113,6 +120,10 @@ console.log(
 console.log('\nRatios');
 ratioLine('hub / two-hop ceiling, sequential', s('hub.seq').median / ceilingSeq, 0.7);
 ratioLine('hub / two-hop ceiling, 32 in flight', s('hub.conc').median / ceilingConc, 0.7);
+ratioLine('bare relay / two-hop ceiling, sequential', s('relay.seq').median / ceilingSeq);
+ratioLine('bare relay / two-hop ceiling, 32 in flight', s('relay.conc').median / ceilingConc);
+ratioLine('hub / bare relay, sequential', s('hub.seq').median / s('relay.seq').median);
+ratioLine('hub / bare relay, 32 in flight', s('hub.conc').median / s('relay.conc').median);
 ratioLine('recording on / off, sequential', s('hub.seq').median / s('hub-norec.seq').median, 0.9);
 ratioLine('recording on / off, 32 in flight', s('hub.conc').median / s('hub-norec.conc').median, 0.9);
 console.log(`  MaxListenersExceededWarning lines in the hub's logs: ${warnings}`);

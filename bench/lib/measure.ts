@@ -51,12 +51,17 @@ export function printTable(
   for (const l of lines) console.log(`  ${l.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`);
 }
 
+/** Prints a ratio and, when it has one, whether its goal is met (an explanatory ratio has none). */
 export function ratioLine(
   name: string,
   value: number,
-  goal: number,
+  goal?: number,
   direction: 'min' | 'max' = 'min',
 ): boolean {
+  if (goal === undefined) {
+    console.log(`  ${name.padEnd(52)} ${value.toFixed(2)}×`);
+    return true;
+  }
   const met = direction === 'min' ? value >= goal : value <= goal;
   console.log(
     `  ${name.padEnd(52)} ${value.toFixed(2)}×  (goal ${direction === 'min' ? '≥' : '≤'} ${goal}) ${met ? 'met' : 'NOT MET'}`,
