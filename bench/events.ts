@@ -4,11 +4,13 @@
  *              percentile aggregate overall / per event type / per tool, the one per config version, and the
  *              event-type counts), run one after the other on one connection; over the whole history and
  *              over the last 24 hours. On PostgreSQL with BENCH_EVENTS rows and on PGlite with BENCH_PGLITE_EVENTS.
- *   export   — exportChunks() (the route's producer: cursor → NDJSON / CSV text) vs `COPY (SELECT …) TO STDOUT`
- *              of the same columns, rows/s, on PostgreSQL; with the RSS growth seen during the export.
- * Each measurement runs BENCH_REPS times (default 3), alternating the order of the two paths.
+ *   export   — exportChunks() (the route's producer: COPY → NDJSON / JSON / CSV bytes) vs a bare
+ *              `COPY (SELECT …) TO STDOUT` of the same columns, rows/s, on PostgreSQL; with the RSS growth seen
+ *              during the export. On PGlite (keyset pages of pre-formatted text) rows/s only.
+ * Each measurement runs BENCH_REPS times (default 3), alternating the order of the paths.
  *
- *   npx tsx bench/events.ts     BENCH_EVENTS (1000000), BENCH_PGLITE_EVENTS (200000), BENCH_REPS, TEST_DATABASE_URL
+ *   npx tsx bench/events.ts     BENCH_EVENTS (1000000), BENCH_PGLITE_EVENTS (200000), BENCH_REPS, TEST_DATABASE_URL,
+ *                               BENCH_PARTS (analyze,export,pglite: the parts to run)
  */
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +22,7 @@ import { openPgDb } from '../src/db/pg-db.js';
 import { openPgliteDb } from '../src/db/pglite-db.js';
 import { RULES } from '../src/events/analysis.js';
 import { EXPORT_COLUMNS, exportChunks } from '../src/events/export.js';
+import type { ExportFormat } from '../src/events/payloads.js';
 import { toolPairs } from '../src/events/queries.js';
 import { EVENT_COLUMNS } from '../src/events/recorder.js';
 import { analyzeEvents } from '../src/events/service.js';
@@ -30,6 +33,7 @@ import { createPostgresDatabase } from './lib/postgres-database.js';
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const N_PGLITE = Number(process.env.BENCH_PGLITE_EVENTS ?? 200_000);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'analyze,export,pglite').split(','));
 const SERVERS = 50;
 const DAY = 86_400_000;
 const HISTORY_DAYS = 30;
@@ -158,7 +162,7 @@ async function benchExport(db: Db, url: string): Promise<void> {
     }
   };
   let peakRss = 0;
-  const exportAs = (format: 'ndjson' | 'csv') => async () => {
+  const exportAs = (format: ExportFormat) => async () => {
     const rss0 = process.memoryUsage().rss;
     let n = 0;
     for await (const chunk of exportChunks(db, { format })) {
@@ -167,27 +171,52 @@ async function benchExport(db: Db, url: string): Promise<void> {
     }
     return n;
   };
-  const results: Record<string, number[]> = { copy: [], ndjson: [], csv: [] };
-  for (let r = 0; r < REPS; r++) {
-    const order: [string, () => Promise<unknown>][] = [
-      ['copy', copy],
-      ['ndjson', exportAs('ndjson')],
-      ['csv', exportAs('csv')],
-    ];
-    for (let k = 0; k < r % 3; k++) order.push(order.shift()!);
-    for (const [name, fn] of order) results[name]!.push(N / ((await timeIt(fn)) / 1000));
-  }
-  const copyS = summarize(results.copy!);
-  const nd = summarize(results.ndjson!);
-  const csv = summarize(results.csv!);
+  const paths: [string, () => Promise<unknown>][] = [
+    ['copy', copy],
+    ['ndjson', exportAs('ndjson')],
+    ['json', exportAs('json')],
+    ['csv', exportAs('csv')],
+  ];
+  const results = await rowRates(paths, N);
+  const copyS = results.copy!;
   printTable(`PostgreSQL: export ${N.toLocaleString('en-US')} events`, [
     { name: 'COPY (SELECT …) TO STDOUT', value: copyS, unit: 'rows/s' },
-    { name: 'export NDJSON (cursor → text)', value: nd, unit: 'rows/s' },
-    { name: 'export CSV (cursor → csv-stringify)', value: csv, unit: 'rows/s' },
+    { name: 'export NDJSON (COPY, csv with raw lines)', value: results.ndjson!, unit: 'rows/s' },
+    { name: 'export JSON (COPY, lines + commas)', value: results.json!, unit: 'rows/s' },
+    { name: 'export CSV (COPY, FORMAT csv)', value: results.csv!, unit: 'rows/s' },
   ]);
-  ratioLine('export NDJSON / COPY', nd.median / copyS.median, 0.5, 'min');
-  ratioLine('export CSV / COPY', csv.median / copyS.median, 0.5, 'min');
+  for (const format of ['ndjson', 'json', 'csv']) {
+    ratioLine(`export ${format.toUpperCase()} / COPY`, results[format]!.median / copyS.median, 0.5, 'min');
+  }
   console.log(`  largest RSS growth during an export: ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
+}
+
+/** Rows/s of each path, REPS times, the order rotated each time. */
+async function rowRates(paths: [string, () => Promise<unknown>][], rows: number) {
+  const runs: Record<string, number[]> = Object.fromEntries(paths.map(([name]) => [name, []]));
+  for (let r = 0; r < REPS; r++) {
+    const order = [...paths];
+    for (let k = 0; k < r % paths.length; k++) order.push(order.shift()!);
+    for (const [name, fn] of order) runs[name]!.push(rows / ((await timeIt(fn)) / 1000));
+  }
+  return Object.fromEntries(Object.entries(runs).map(([name, v]) => [name, summarize(v)]));
+}
+
+/** PGlite has no streaming COPY: the export reads keyset pages; rows/s for the record. */
+async function benchPgliteExport(db: Db): Promise<void> {
+  const count = async (format: ExportFormat) => {
+    for await (const _ of exportChunks(db, { format })) {
+      // Drained only.
+    }
+  };
+  const results = await rowRates(
+    (['ndjson', 'json', 'csv'] as const).map((f) => [f, () => count(f)]),
+    N_PGLITE,
+  );
+  printTable(
+    `PGlite: export ${N_PGLITE.toLocaleString('en-US')} events (keyset pages)`,
+    Object.entries(results).map(([name, value]) => ({ name: `export ${name}`, value, unit: 'rows/s' })),
+  );
 }
 
 async function main(): Promise<void> {
@@ -197,18 +226,20 @@ async function main(): Promise<void> {
   const db = await openPgDb(database.url, { max: 10 });
   try {
     await load(db, N, now);
-    await benchAnalyze('PostgreSQL', db, now);
-    await benchExport(db, database.url);
+    if (PARTS.has('analyze')) await benchAnalyze('PostgreSQL', db, now);
+    if (PARTS.has('export')) await benchExport(db, database.url);
   } finally {
     await db.close();
     await database.drop();
   }
 
+  if (!PARTS.has('pglite')) return;
   console.log(`\nPGlite (in memory), ${N_PGLITE.toLocaleString('en-US')} events`);
   const lite = await openPgliteDb(undefined);
   try {
     await load(lite, N_PGLITE, now);
-    await benchAnalyze('PGlite', lite, now);
+    if (PARTS.has('analyze')) await benchAnalyze('PGlite', lite, now);
+    if (PARTS.has('export')) await benchPgliteExport(lite);
   } finally {
     await lite.close();
   }

@@ -259,28 +259,20 @@ export interface ToolPairRow {
   first_calls: number;
 }
 
-/**
- * Tool calls on two different servers made one right after the other by the same stream or client within
- * 10 minutes (the pattern of suggest_bundle_from_patterns(), restricted to the window). When a server is
- * given, pairs that involve it. Only the `sample` most recent tool calls of the window are mined: the
- * sequence needs every server's calls (a window sort over all of them), which would otherwise cost more
- * than the rest of the analysis together; a habit that is real shows in the recent calls.
- */
-export async function toolPairs(
-  db: Queryable,
-  scope: EventScope,
-  minSupport: number,
-  sample: number,
-): Promise<ToolPairRow[]> {
-  const { rows } = await db.query<ToolPairRow>(
-    `WITH calls AS (
-       SELECT server_id, tool_name, timestamp, COALESCE(stream_id, client_id) COLLATE "C" AS actor
+// A tool call of the pattern: on a server, named, and made by a stream or client (the actor). The partial
+// index mcp_events_actor_calls (migration 0006) covers exactly these rows.
+const actor = 'COALESCE(stream_id, client_id)';
+const patternCall = `event_type = 'tool_call' AND server_id IS NOT NULL AND tool_name IS NOT NULL`;
+const windowStart = `($1::timestamptz AT TIME ZONE 'UTC')`;
+const windowEnd = `($2::timestamptz AT TIME ZONE 'UTC')`;
+
+// Every server: one sort of the window's most recent calls by actor finds each call's successor.
+const allPairs = `WITH calls AS (
+       SELECT server_id, tool_name, timestamp, ${actor} COLLATE "C" AS actor
        FROM mcp_events
-       WHERE timestamp >= ($1::timestamptz AT TIME ZONE 'UTC') AND timestamp < ($2::timestamptz AT TIME ZONE 'UTC')
-         AND event_type = 'tool_call' AND server_id IS NOT NULL AND tool_name IS NOT NULL
-         AND COALESCE(stream_id, client_id) IS NOT NULL
+       WHERE timestamp >= ${windowStart} AND timestamp < ${windowEnd} AND ${patternCall} AND ${actor} IS NOT NULL
        ORDER BY timestamp DESC
-       LIMIT $5
+       LIMIT $4
      ), seq AS (
        SELECT server_id, tool_name, timestamp,
               lead(server_id) OVER w AS next_server, lead(tool_name) OVER w AS next_tool,
@@ -296,10 +288,74 @@ export async function toolPairs(
      )
      SELECT p.server_id, p.tool_name, p.next_server, p.next_tool, p.n AS support, f.n AS first_calls
      FROM pairs p JOIN firsts f ON f.server_id = p.server_id AND f.tool_name = p.tool_name
-     WHERE p.n >= $3 AND ($4::int IS NULL OR p.server_id = $4 OR p.next_server = $4)
-     ORDER BY p.n DESC, p.server_id, p.tool_name`,
-    [scope.since.toISOString(), scope.until.toISOString(), minSupport, scope.serverId ?? null, sample],
-  );
+     WHERE p.n >= $3
+     ORDER BY p.n DESC, p.server_id, p.tool_name`;
+
+// The actor's call right after (direction '>') or right before ('<') call b, in the window.
+const neighbour = (direction: '>' | '<') => `(
+       SELECT e.server_id, e.tool_name, e.timestamp FROM mcp_events e
+       WHERE COALESCE(e.stream_id, e.client_id) = b.actor AND e.${patternCall.replaceAll(' AND ', ' AND e.')}
+         AND (e.timestamp, e.id) ${direction} (b.timestamp, b.id)
+         AND e.timestamp ${direction === '>' ? `< ${windowEnd}` : `>= ${windowStart}`}
+       ORDER BY e.timestamp ${direction === '>' ? 'ASC' : 'DESC'}, e.id ${direction === '>' ? 'ASC' : 'DESC'}
+       LIMIT 1)`;
+
+// One server ($5): only its own most recent calls are read, and for each the actor's next and previous
+// call, two probes of mcp_events_actor_calls; the calls of other servers that precede one of its calls
+// are counted (for the confidence) only for the few pairs with enough support.
+const serverPairs = `WITH base AS (
+       SELECT id, server_id, tool_name, timestamp, ${actor} AS actor
+       FROM mcp_events
+       WHERE server_id = $5 AND timestamp >= ${windowStart} AND timestamp < ${windowEnd}
+         AND ${patternCall} AND ${actor} IS NOT NULL
+       ORDER BY timestamp DESC
+       LIMIT $4
+     ), edges AS (
+       SELECT b.server_id, b.tool_name, n.server_id AS next_server, n.tool_name AS next_tool
+       FROM base b CROSS JOIN LATERAL ${neighbour('>')} n
+       WHERE n.server_id <> b.server_id AND n.timestamp - b.timestamp <= interval '10 minutes'
+       UNION ALL
+       SELECT p.server_id, p.tool_name, b.server_id, b.tool_name
+       FROM base b CROSS JOIN LATERAL ${neighbour('<')} p
+       WHERE p.server_id <> b.server_id AND b.timestamp - p.timestamp <= interval '10 minutes'
+     ), pairs AS (
+       SELECT server_id, tool_name, next_server, next_tool, count(*) AS n
+       FROM edges
+       GROUP BY server_id, tool_name, next_server, next_tool
+       HAVING count(*) >= $3
+     ), span AS (
+       -- The time the sample covers: the whole window unless the server made more calls than the sample.
+       SELECT CASE WHEN count(*) < $4 THEN ${windowStart} ELSE min(timestamp) END AS since FROM base
+     )
+     SELECT p.server_id, p.tool_name, p.next_server, p.next_tool, p.n AS support,
+            CASE WHEN p.server_id = $5
+              THEN (SELECT count(*) FROM base f WHERE f.tool_name = p.tool_name)
+              ELSE (SELECT count(*) FROM mcp_events e
+                    WHERE e.server_id = p.server_id AND e.tool_name = p.tool_name AND e.event_type = 'tool_call'
+                      AND COALESCE(e.stream_id, e.client_id) IS NOT NULL
+                      AND e.timestamp >= (SELECT since FROM span) AND e.timestamp < ${windowEnd})
+            END AS first_calls
+     FROM pairs p
+     ORDER BY p.n DESC, p.server_id, p.tool_name`;
+
+/**
+ * Tool calls on two different servers made one right after the other by the same stream or client within
+ * 10 minutes (the pattern of suggest_bundle_from_patterns(), restricted to the window); the support of a
+ * pair is how often it occurred, first_calls how often its first tool was called. Only the `sample` most
+ * recent tool calls are mined (a habit that is real shows in the recent calls): of every server when no
+ * server is given, else of that server, with the pairs in which it comes first or second.
+ */
+export async function toolPairs(
+  db: Queryable,
+  scope: EventScope,
+  minSupport: number,
+  sample: number,
+): Promise<ToolPairRow[]> {
+  const params: unknown[] = [scope.since.toISOString(), scope.until.toISOString(), minSupport, sample];
+  const { rows } =
+    scope.serverId === undefined
+      ? await db.query<ToolPairRow>(allPairs, params)
+      : await db.query<ToolPairRow>(serverPairs, [...params, scope.serverId]);
   return rows;
 }
 
