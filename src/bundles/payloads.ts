@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoDate } from '../events/payloads.js';
 
 export const MAX_STEPS = 100;
 
@@ -91,3 +92,25 @@ export const executionIdParams = z.strictObject({ executionId: z.string().min(1)
 export const executionsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
 });
+
+/** GET /api/mcp/bundle/suggestions (and the same recomputation when one is accepted). */
+export const suggestionsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  /** Sessions a pattern must occur in. */
+  minSupport: z.coerce.number().int().min(2).max(1_000_000_000).default(5),
+  /** Only calls from then on are mined (default: every event still kept). */
+  since: isoDate.optional(),
+});
+export type SuggestionsQuery = z.infer<typeof suggestionsQuery>;
+
+export const suggestionIdParams = z.strictObject({ id: z.string().min(1).max(100) });
+
+/** The body is optional (a POST without one arrives as null). */
+export const acceptSuggestionSchema = z
+  .strictObject({ bundleName: bundleName.optional(), description: z.string().max(4096).optional() })
+  .nullish();
+export type AcceptSuggestionInput = z.infer<typeof acceptSuggestionSchema>;
+
+/** Accepting recomputes the suggestions with the thresholds they were listed with. */
+export const acceptSuggestionQuery = suggestionsQuery.omit({ limit: true });
+export type AcceptSuggestionQuery = z.infer<typeof acceptSuggestionQuery>;

@@ -1,15 +1,20 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { abortOnClose } from '../http/abort-on-close.js';
 import {
+  acceptSuggestionQuery,
+  acceptSuggestionSchema,
   bundleIdParams,
   createBundleSchema,
   executeBundleSchema,
   executionIdParams,
   executionsQuery,
   SYNC_WAIT_MS,
+  suggestionIdParams,
+  suggestionsQuery,
   updateBundleSchema,
 } from './payloads.js';
 import type { BundleService } from './service.js';
+import { BundleSuggestions } from './suggestions.js';
 
 /** The REST adapter of the bundle service (created and closed by app.ts). */
 export const bundleRoutes =
@@ -96,6 +101,39 @@ export const bundleRoutes =
         bundleId: req.params.bundleId,
         executions: await service.executions(req.params.bundleId, req.query.limit),
       }),
+    );
+
+    const suggestions = new BundleSuggestions({ db: service.db, bundles: service });
+
+    app.get(
+      '/api/mcp/bundle/suggestions',
+      {
+        schema: {
+          tags,
+          summary: 'Bundles suggested from usage: servers and tools used together, in order, with evidence',
+          querystring: suggestionsQuery,
+        },
+      },
+      async (req) => ({ success: true, suggestions: await suggestions.list(req.query) }),
+    );
+
+    app.post(
+      '/api/mcp/bundle/suggestions/:id/accept',
+      {
+        schema: {
+          tags,
+          summary: 'Create the bundle of a suggestion (recomputed with the same minSupport and since)',
+          params: suggestionIdParams,
+          querystring: acceptSuggestionQuery,
+          body: acceptSuggestionSchema,
+        },
+      },
+      async (req, reply) => {
+        const { suggestion, bundle } = await suggestions.accept(req.params.id, req.body, req.query);
+        return reply
+          .status(201)
+          .send({ success: true, bundleId: bundle.id, bundle, suggestionId: suggestion.id });
+      },
     );
 
     app.get(
