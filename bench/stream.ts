@@ -4,12 +4,14 @@
  *      (b) a bare socket.io echo server (bench/bare-socketio-server.ts) driven by the same socket.io client;
  *      (c) the hub: a stream on server-everything, `client-message` echo → `server-response` (auth, validation,
  *      recording and metrics on). A stream call does the work of both (a) and (b): ceiling 1 / (1/a + 1/b).
+ *   2. the npm peers that put a stdio server on the network (supergateway SSE and stateful Streamable HTTP,
+ *      mcp-proxy SSE and stream), 1 and 8 sessions, every answer checked, vs the hub: bench/stream-peers.ts.
  *   3. push vs polling: time from a message being published to a client having it, pushed over the stream vs
  *      a client polling GET /api/mcp/stream/status every 250 ms and every 1 s for the stream's lastSeq.
  *   4. fan-out: one publish to N subscribed clients of one stream, until all have it, vs a bare socket.io
  *      broadcast to N clients.
- * (2., the npm peers supergateway and mcp-proxy, is not measured yet.)
  * Settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 calls at 32 in flight),
+ * BENCH_PEER_SEQ (1000) and BENCH_PEER_CONC (3000) for part 2,
  * BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval), BENCH_DB (`pglite`, or `postgres`
  * for a throwaway database on the local PostgreSQL: PGlite runs the recorder's COPY in the hub's own thread).
  */
@@ -26,6 +28,7 @@ import {
   startBenchHub,
 } from './lib/everything-hub.js';
 import { nowMs, printTable, ratioLine, type Summary, summarize } from './lib/measure.js';
+import { runPeerComparison } from './stream-peers.js';
 
 const reps = Number(process.env.BENCH_REPS ?? 3);
 const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
@@ -138,6 +141,9 @@ console.log(
 );
 ratioLine('stream / two-hop ceiling, sequential', s('hub.seq').median / ceilingSeq, 0.7);
 ratioLine('stream / two-hop ceiling, 32 in flight', s('hub.conc').median / ceilingConc, 0.7);
+
+// 2. the npm peers
+await runPeerComparison({ reps, startHub });
 
 // 3. push vs polling, and 4. fan-out, on one hub.
 {
