@@ -100,6 +100,12 @@ RETURNS TABLE (
     GROUP BY s1, t1, s2, t2, actor, session_start
   ), pair_stats AS (
     SELECT s1, t1, s2, t2, count(*) AS support FROM pair_sessions GROUP BY s1, t1, s2, t2
+  ), strong_pairs AS (
+    -- A triple is in no more sessions than its first two steps: only pairs that could start a kept triple
+    -- (enough support and confidence on their own) are extended.
+    SELECT ps.s1, ps.t1, ps.s2, ps.t2
+    FROM pair_stats ps JOIN items i ON i.server_id = ps.s1 AND i.tool = ps.t1
+    WHERE ps.support >= p_min_support AND ps.support >= p_min_confidence * i.support
   ), triple_occ AS (
     SELECT a.actor, a.session_start, a.at AS at1, a.server_id AS s1, a.tool AS t1, b.server_id AS s2, b.tool AS t2,
            c.server_id AS s3, c.tool AS t3, a.id AS e1, b.id AS e2, c.id AS e3
@@ -121,6 +127,7 @@ RETURNS TABLE (
     WHERE c.k > b.k AND c.at - a.at <= p_window
       AND (b.server_id <> a.server_id OR b.tool <> a.tool) AND (c.server_id <> a.server_id OR c.tool <> a.tool)
       AND (c.server_id <> b.server_id OR c.tool <> b.tool)
+      AND (a.server_id, a.tool, b.server_id, b.tool) IN (SELECT s1, t1, s2, t2 FROM strong_pairs)
   ), triple_sessions AS (
     SELECT s1, t1, s2, t2, s3, t3, actor, session_start, min(at1) AS at1, min(ARRAY[e1, e2, e3]) AS events
     FROM triple_occ
