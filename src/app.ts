@@ -24,13 +24,15 @@ import { createLogger, type Logger } from './logger.js';
 import { UpstreamPool } from './mcp/upstream-pool.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { migrationsDir, projectRoot } from './paths.js';
+import { connectRedis, useRedisAdapter } from './realtime/redis.js';
 import { createSocketServer, type Realtime } from './realtime/socket-server.js';
 import { exampleServers } from './servers/example-servers.js';
 import { serverRoutes } from './servers/routes.js';
 import { ServerRegistry } from './servers/service.js';
+import { RedisStreamStore } from './streams/redis-stream-store.js';
 import { streamRoutes } from './streams/routes.js';
 import { registerStreamNamespace } from './streams/socket.js';
-import { StreamService } from './streams/stream-service.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, StreamService } from './streams/stream-service.js';
 import { version } from './version.js';
 
 export interface Hub {
@@ -98,6 +100,11 @@ export async function buildApp(
       log.info({ servers: seeded.map((s) => `${s.id}:${s.name}`) }, 'registered the example servers');
   }
 
+  // REDIS_URL: several hub processes share streams (state in Redis, socket.io across processes).
+  const redis = config.redisUrl
+    ? await connectRedis(config.redisUrl, config.redisPrefix, log.child({ module: 'redis' }))
+    : undefined;
+
   const apiToken = await resolveApiToken(config.apiToken, config.dataDir);
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -114,7 +121,7 @@ export async function buildApp(
   registerBearerAuth(app, apiToken.token);
   await registerRateLimit(app, config.rateLimitPerMinute);
   await registerOpenApi(app, version);
-  registerHealthRoutes(app, db, migrations);
+  registerHealthRoutes(app, db, migrations, redis);
 
   registerApiCallRecording(app, events);
 
@@ -126,6 +133,7 @@ export async function buildApp(
     allowedOrigins: config.allowedOrigins,
     maxPacketBytes: config.bodyLimitBytes * 2,
   });
+  if (redis) useRedisAdapter(realtime.io, redis, log.child({ module: 'redis' }));
   const streamLog = log.child({ module: 'streams' });
   const streams = new StreamService({
     db,
@@ -134,6 +142,9 @@ export async function buildApp(
     events,
     log: streamLog,
     limits: { maxMessageBytes: config.bodyLimitBytes },
+    store: redis
+      ? new RedisStreamStore(redis.client, { prefix: redis.prefix, keyTtlMs: 2 * DEFAULT_IDLE_TIMEOUT_MS })
+      : undefined,
   });
   streams.start();
   registerStreamNamespace(realtime.io, streams, { allowedOrigins: config.allowedOrigins, log: streamLog });
@@ -179,6 +190,7 @@ export async function buildApp(
     await retention.close();
     await pool.close({ graceMs: config.shutdownGraceMs });
     await recorder.close();
+    await redis?.close();
     if (!options.db) await db.close();
   });
 

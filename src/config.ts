@@ -24,6 +24,7 @@ const envSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
     .optional(),
+  SWITCHBOARD_REDIS_PREFIX: z.string().max(100).default('switchboard:'),
   SWITCHBOARD_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SWITCHBOARD_ALLOWED_ORIGINS: list.default([]),
   SWITCHBOARD_STDIO_ALLOW: list.default([]),
@@ -50,6 +51,8 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly redisUrl: string | undefined;
+  /** Start of every Redis key and channel of the hub, so that several deployments (or tests) can share one Redis. */
+  readonly redisPrefix: string;
   readonly apiToken: string | undefined;
   readonly allowedOrigins: readonly string[];
   /** Commands that stdio servers may run; empty means any. */
@@ -102,6 +105,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     dataDir: path.resolve(e.SWITCHBOARD_DATA_DIR),
     redisUrl: e.REDIS_URL,
+    redisPrefix: e.SWITCHBOARD_REDIS_PREFIX,
     apiToken: e.SWITCHBOARD_API_TOKEN,
     allowedOrigins: e.SWITCHBOARD_ALLOWED_ORIGINS,
     stdioAllow: e.SWITCHBOARD_STDIO_ALLOW,

@@ -31,7 +31,7 @@ export const streamRoutes =
       },
       async (req) => {
         const { streamId } = req.params;
-        const { token, expiresAt } = streams.issueToken(streamId, req.body.clientId);
+        const { token, expiresAt } = await streams.issueToken(streamId, req.body.clientId);
         return {
           success: true,
           streamId,
@@ -48,7 +48,7 @@ export const streamRoutes =
       { schema: { tags, summary: 'Active streams with their counters' } },
       async () => ({
         success: true,
-        streams: streams.status(),
+        streams: await streams.status(),
       }),
     );
 

@@ -11,7 +11,7 @@ import {
   streamNamespacePattern,
 } from '../realtime/stream-events.js';
 import { authSchema } from './payloads.js';
-import type { StreamContext, StreamService } from './stream-service.js';
+import type { RelayedMessage, StreamContext, StreamService } from './stream-service.js';
 import { toWireError } from './stream-service.js';
 
 interface SocketData {
@@ -23,6 +23,8 @@ type StreamSocket = Socket<StreamClientToServer, StreamServerToClient, Record<st
 
 /** A socket whose outgoing buffer grows past this many packets is too slow: it is disconnected (it may resume with lastSeq). */
 const SLOW_CONSUMER_PACKETS = 10_000;
+
+const RELAY_EVENT = 'switchboard:stream-message';
 
 const streamIdOf = (nsp: Namespace | string) =>
   (typeof nsp === 'string' ? nsp : nsp.name).slice('/mcp-stream/'.length);
@@ -39,14 +41,27 @@ export function registerStreamNamespace(
   // A function rather than the bare pattern: a child namespace is only created for a stream the hub knows
   // (active or recently stopped), so junk names cannot pile up namespaces.
   const parent = io.of((name, _auth, next) => {
-    next(null, streamNamespacePattern.test(name) && service.isKnown(streamIdOf(name)));
+    if (!streamNamespacePattern.test(name)) return next(null, false);
+    service.isKnown(streamIdOf(name)).then(
+      (known) => next(null, known),
+      (err: unknown) => {
+        options.log.warn({ err, namespace: name }, 'could not look the stream up');
+        next(null, false);
+      },
+    );
   });
+  if (service.shared) {
+    // Messages sequenced on one hub reach the sockets of the others through the socket.io Redis adapter.
+    const main = io.of('/');
+    main.on(RELAY_EVENT, (m: RelayedMessage) => service.receive(m));
+    service.useRelay((m) => main.serverSideEmit(RELAY_EVENT, m));
+  }
   parent.use(originCheck(options.allowedOrigins));
-  parent.use((socket, next) => {
+  parent.use(async (socket, next) => {
     const auth = authSchema.safeParse(socket.handshake.auth ?? {});
     const token = typeof socket.handshake.auth?.token === 'string' ? socket.handshake.auth.token : undefined;
     try {
-      const ctx = service.authenticate(streamIdOf(socket.nsp), token);
+      const ctx = await service.authenticate(streamIdOf(socket.nsp), token);
       if (!auth.success)
         throw new HubError('SB_ERR_VALIDATION', 'auth must be { token, lastSeq?: integer ≥ 0 }');
       socket.data = { ctx, lastSeq: auth.data.lastSeq } satisfies SocketData;
@@ -94,34 +109,39 @@ export function registerStreamNamespace(
     const respondAck = (ack: unknown, value: Ack) => {
       if (typeof ack === 'function') ack(value);
     };
-    /** Runs a simple event: admitted, handled, acknowledged; failures become stream-error (and a failed ack). */
-    const simple = (event: string, handle: (payload: unknown) => number | undefined) => {
+    const fail = (event: string, ack: unknown, err: unknown) => {
+      const error = isHubError(err) ? err : new HubError('SB_ERR_INTERNAL', String(err));
+      service.refuse(ctx, event, error);
+      respondAck(ack, { ok: false, error: error.toJSON() });
+    };
+    /** A handler's result: the seq it produced (publish), or anything else (nothing to report). */
+    const done = (ack: unknown, seq: unknown) =>
+      respondAck(ack, typeof seq === 'number' ? { ok: true, seq } : { ok: true });
+    /**
+     * Runs a simple event: admitted, handled, acknowledged; failures become stream-error (and a failed ack).
+     * A handler answers at once on one hub, with a promise when the stream's state is in Redis.
+     */
+    const simple = (event: string, handle: (payload: unknown) => unknown) => {
       socket.on(event as keyof StreamClientToServer, (payload: unknown, ack?: unknown) => {
         const refused = service.admit(ctx, event, payload, bucket);
         try {
           if (refused) throw refused;
           const seq = handle(payload);
-          respondAck(ack, seq === undefined ? { ok: true } : { ok: true, seq });
+          if (seq instanceof Promise)
+            seq.then(
+              (s) => done(ack, s),
+              (err: unknown) => fail(event, ack, err),
+            );
+          else done(ack, seq);
         } catch (err) {
-          const error = isHubError(err) ? err : new HubError('SB_ERR_INTERNAL', String(err));
-          service.refuse(ctx, event, error);
-          respondAck(ack, { ok: false, error: error.toJSON() });
+          fail(event, ack, err);
         }
       });
     };
-    simple(ClientEvents.subscribe, (topic) => {
-      service.subscribe(ctx, topic);
-      return undefined;
-    });
-    simple(ClientEvents.unsubscribe, (topic) => {
-      service.unsubscribe(ctx, topic);
-      return undefined;
-    });
+    simple(ClientEvents.subscribe, (topic) => service.subscribe(ctx, topic));
+    simple(ClientEvents.unsubscribe, (topic) => service.unsubscribe(ctx, topic));
     simple(ClientEvents.publish, (payload) => service.publish(ctx, payload));
-    simple(ClientEvents.cancel, (payload) => {
-      service.cancel(ctx, payload);
-      return undefined;
-    });
+    simple(ClientEvents.cancel, (payload) => service.cancel(ctx, payload));
 
     socket.on(ClientEvents.message, (payload: unknown, ack?: unknown) => {
       const reply = (response: unknown) => {
@@ -129,7 +149,9 @@ export function registerStreamNamespace(
       };
       const refused = service.admit(ctx, ClientEvents.message, payload, bucket);
       if (refused) {
-        reply(service.refuseMessage(ctx, payload, refused));
+        const response = service.refuseMessage(ctx, payload, refused);
+        if (response instanceof Promise) response.then(reply, () => {});
+        else reply(response);
         return;
       }
       service.handleMessage(ctx, payload).then(reply, (err: unknown) => {

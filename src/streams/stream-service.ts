@@ -22,8 +22,23 @@ import {
   type StreamConfigInput,
   topicSchema,
 } from './payloads.js';
-import { insertStreamSession, type StreamCounters, updateStreamCounters } from './queries.js';
-import { ReplayBuffer } from './replay-buffer.js';
+import {
+  insertStreamSession,
+  markStreamsInactive,
+  type StreamCounters,
+  selectActiveStreams,
+  updateStreamCounters,
+} from './queries.js';
+import {
+  type Appended,
+  type Audience,
+  type Awaitable,
+  MemoryStreamStore,
+  type Replay,
+  type StoredMessage,
+  type StreamRecord,
+  type StreamStore,
+} from './stream-store.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** One connected socket of a stream, as the service sees it (the socket layer implements it). */
@@ -38,7 +53,7 @@ export interface StreamLimits {
   ratePerSecond: number;
   /** Largest client → hub message, as JSON. */
   maxMessageBytes: number;
-  /** Requests one client id may have running at once. */
+  /** Requests one client id may have running at once (on one hub). */
   maxInFlight: number;
   /** Topics one client id may subscribe to; distinct topics per stream. */
   maxTopicsPerClient: number;
@@ -53,6 +68,8 @@ export interface StreamServiceOptions {
   registry: ServerRegistry;
   events: HubEventBus;
   log: Logger;
+  /** Where the shared state of streams lives; in this process when absent. */
+  store?: StreamStore;
   limits?: Partial<StreamLimits>;
   /** Lifetime of a handshake token. Default 15 min. */
   tokenTtlMs?: number;
@@ -61,6 +78,8 @@ export interface StreamServiceOptions {
   /** How often counters are written to mcp_stream_sessions. Default 2 s. */
   flushIntervalMs?: number;
 }
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
 
 export const defaultStreamLimits: StreamLimits = {
   ratePerSecond: 5000,
@@ -71,42 +90,42 @@ export const defaultStreamLimits: StreamLimits = {
   replayBufferBytes: 64 * 1024 * 1024,
 };
 
-type Audience = { kind: 'all' } | { kind: 'client'; clientId: string } | { kind: 'topic'; topic: string };
-
-interface Buffered {
-  seq: number;
-  event: SequencedEvent;
-  payload: { seq: number };
-  audience: Audience;
+/**
+ * A socket attached on this hub. While its replay is read (from Redis) live messages wait in `queue`; after
+ * it, those numbered up to `floor` were replayed already (or are gone) and are dropped.
+ */
+interface LocalPeer {
+  peer: StreamPeer;
+  clientId: string;
+  queue: StoredMessage[] | undefined;
+  floor: number;
 }
 
+/** What this hub holds of a stream it serves: its sockets, running requests and counters. */
 interface Session {
+  record: StreamRecord;
   id: string;
   serverId: number;
-  clientId: string;
-  config: StreamConfigInput;
   routes: Record<string, string>;
   limits: StreamLimits;
   startedAt: Date;
-  seq: number;
-  buffer: ReplayBuffer<Buffered>;
-  peers: Set<StreamPeer>;
-  /** Subscriptions belong to the client id, so they survive a reconnect. */
-  subscriptions: Map<string, Set<string>>;
+  peers: Set<LocalPeer>;
   inFlight: Map<string, Map<string | number, AbortController>>;
-  clientIds: Set<string>;
   autoId: number;
   received: number;
   sent: number;
-  dirty: boolean;
+  /** What of received/sent is already in mcp_stream_sessions (each hub adds its own deltas). */
+  flushedReceived: number;
+  flushedSent: number;
   lastActivity: number;
   unsubscribe: () => void;
 }
 
-interface TokenEntry {
+/** A message sequenced on one hub, handed to the others (socket.io adapter) for their sockets. */
+export interface RelayedMessage {
   streamId: string;
-  clientId: string;
-  expiresAt: number;
+  message: StoredMessage;
+  subscribers?: string[];
 }
 
 export interface StartedStream {
@@ -146,7 +165,6 @@ const RESERVED_TYPES = new Set([
   'get-prompt',
   'ping',
 ]);
-const MAX_STOPPED_REMEMBERED = 1000;
 
 const tokenDigest = (token: string) => createHash('sha256').update(token).digest('base64url');
 
@@ -162,32 +180,54 @@ function zodDetail(error: { issues: { path: PropertyKey[]; message: string }[] }
   return error.issues.map((i) => `${i.path.map(String).join('.') || '(value)'}: ${i.message}`).join('; ');
 }
 
+function reachesLive(
+  audience: Audience,
+  clientId: string,
+  subscribers: ReadonlySet<string> | undefined,
+): boolean {
+  if (audience.kind === 'all') return true;
+  if (audience.kind === 'client') return audience.clientId === clientId;
+  return subscribers?.has(clientId) === true;
+}
+
 /**
  * Stream sessions between clients and one upstream server: handshake tokens, routing of client messages to
  * MCP requests, per-stream sequence numbers and replay buffer, topics, limits, counters and idle expiry.
- * Transport-free: sockets reach it through StreamPeer.
+ * Transport-free: sockets reach it through StreamPeer. The state several hubs must share lives in the
+ * StreamStore; with a shared store, messages and stops sequenced here are relayed to the other hubs.
  */
 export class StreamService {
   readonly #sessions = new Map<string, Session>();
-  readonly #stopped = new Map<string, string>();
-  readonly #tokens = new Map<string, TokenEntry>();
+  readonly #loading = new Map<string, Promise<Session>>();
+  readonly #store: StreamStore;
   readonly #limits: StreamLimits;
   readonly #tokenTtlMs: number;
   readonly #idleTimeoutMs: number;
   readonly #flushIntervalMs: number;
+  #relay: ((m: RelayedMessage) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(private readonly o: StreamServiceOptions) {
+    this.#store = o.store ?? new MemoryStreamStore();
     this.#limits = { ...defaultStreamLimits, ...o.limits };
     this.#tokenTtlMs = o.tokenTtlMs ?? 15 * 60_000;
-    this.#idleTimeoutMs = o.idleTimeoutMs ?? 30 * 60_000;
+    this.#idleTimeoutMs = o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#flushIntervalMs = o.flushIntervalMs ?? 2_000;
   }
 
   get limits(): StreamLimits {
     return this.#limits;
+  }
+
+  get shared(): boolean {
+    return this.#store.shared;
+  }
+
+  /** With a shared store: how messages sequenced here reach the other hubs (they call receive()). */
+  useRelay(send: (m: RelayedMessage) => void): void {
+    this.#relay = send;
   }
 
   start(): void {
@@ -196,19 +236,20 @@ export class StreamService {
     this.#timer.unref();
   }
 
-  /** Stops every stream (its clients are disconnected), writes the counters, stops the timer. Idempotent. */
+  /**
+   * Writes the counters and stops the timer. Idempotent. One hub: every stream stops (its clients get
+   * stream-stopped). Shared store: the streams go on; this hub's clients are disconnected so that they
+   * resume on another hub with lastSeq.
+   */
   async close(): Promise<void> {
     if (this.#closed) return this.#flushing;
     this.#closed = true;
     clearInterval(this.#timer);
     const sessions = [...this.#sessions.values()];
-    for (const s of sessions) this.#stopSession(s, 'hub shutting down');
-    const rows = sessions.map((s) => ({
-      id: s.id,
-      messagesReceived: s.received,
-      messagesSent: s.sent,
-      active: false,
-    }));
+    const reason = 'hub shutting down';
+    if (this.#store.shared) for (const s of sessions) this.#endLocal(s, reason);
+    else await Promise.all(sessions.map((s) => this.#stopSession(s, reason)));
+    const rows = sessions.map((s) => this.#counters(s, this.#store.shared));
     this.#flushing = this.#flushing.then(() => this.#write(rows));
     await this.#flushing;
   }
@@ -227,8 +268,40 @@ export class StreamService {
     const config = input.streamConfig ?? {};
     let epochMs = Date.now();
     let id = `stream-${input.serverId}-${input.clientId}-${epochMs}`;
-    while (this.#sessions.has(id) || this.#stopped.has(id))
-      id = `stream-${input.serverId}-${input.clientId}-${++epochMs}`;
+    while (await this.#taken(id)) id = `stream-${input.serverId}-${input.clientId}-${++epochMs}`;
+    const record: StreamRecord = {
+      id,
+      serverId: input.serverId,
+      clientId: input.clientId,
+      config,
+      startedAt: epochMs,
+      bufferSize: Math.min(config.buffer_size ?? DEFAULT_BUFFER_SIZE, MAX_BUFFER_SIZE),
+      bufferBytes: this.#limits.replayBufferBytes,
+    };
+    await insertStreamSession(this.o.db, {
+      id,
+      serverId: input.serverId,
+      clientId: input.clientId,
+      config,
+      startedAt: new Date(epochMs),
+    });
+    await this.#store.create(record);
+    const session = this.#open(record);
+    for (const topic of config.topics ?? [])
+      await this.#store.subscribe(id, input.clientId, topic, session.limits);
+    const { token, expiresAt } = await this.issueToken(id, input.clientId);
+    return { streamId: id, wsUrl: `/mcp-stream/${id}`, token, expiresAt };
+  }
+
+  async #taken(id: string): Promise<boolean> {
+    if (this.#sessions.has(id)) return true;
+    const [record, stopped] = await Promise.all([this.#store.load(id), this.#store.stoppedReason(id)]);
+    return record !== undefined || stopped !== undefined;
+  }
+
+  /** The local session of a stream record: limits from its config, upstream notifications forwarded. */
+  #open(record: StreamRecord): Session {
+    const { config } = record;
     const limits: StreamLimits = {
       ...this.#limits,
       ratePerSecond: Math.min(
@@ -237,82 +310,77 @@ export class StreamService {
       ),
       maxInFlight: Math.min(this.#limits.maxInFlight, config.max_in_flight ?? Number.POSITIVE_INFINITY),
     };
-    const startedAt = new Date(epochMs);
     const session: Session = {
-      id,
-      serverId: input.serverId,
-      clientId: input.clientId,
-      config,
+      record,
+      id: record.id,
+      serverId: record.serverId,
       routes: config.routes ?? {},
       limits,
-      startedAt,
-      seq: 0,
-      buffer: new ReplayBuffer(
-        Math.min(config.buffer_size ?? DEFAULT_BUFFER_SIZE, MAX_BUFFER_SIZE),
-        limits.replayBufferBytes,
-      ),
+      startedAt: new Date(record.startedAt),
       peers: new Set(),
-      subscriptions: new Map(),
       inFlight: new Map(),
-      clientIds: new Set([input.clientId]),
       autoId: 0,
       received: 0,
       sent: 0,
-      dirty: false,
+      flushedReceived: 0,
+      flushedSent: 0,
       lastActivity: performance.now(),
       unsubscribe: () => {},
     };
-    await insertStreamSession(this.o.db, {
-      id,
-      serverId: input.serverId,
-      clientId: input.clientId,
-      config,
-      startedAt,
-    });
-    this.#sessions.set(id, session);
-    for (const topic of config.topics ?? []) this.#subscriptionsOf(session, input.clientId).add(topic);
-    session.unsubscribe = this.o.pool.subscribe(input.serverId, (n) => {
+    this.#sessions.set(record.id, session);
+    // Each hub forwards the notifications of its own connection to the server (its own pool).
+    session.unsubscribe = this.o.pool.subscribe(record.serverId, (n) => {
       this.#send(session, { kind: 'all' }, 'server-notification', { method: n.method, params: n.params });
     });
-    const { token, expiresAt } = this.issueToken(id, input.clientId);
-    return { streamId: id, wsUrl: `/mcp-stream/${id}`, token, expiresAt };
+    return session;
   }
 
   /** A handshake token for one client id on one stream. */
-  issueToken(
+  async issueToken(
     streamId: string,
     clientId: string,
     opts: { ttlMs?: number } = {},
-  ): { token: string; expiresAt: string } {
+  ): Promise<{ token: string; expiresAt: string }> {
     this.#assertOpen();
-    const session = this.#require(streamId);
-    session.clientIds.add(clientId);
+    await this.#require(streamId);
+    await this.#store.addClient(streamId, clientId);
     const token = `sbst_${randomBytes(24).toString('base64url')}`;
     const expiresAt = Date.now() + (opts.ttlMs ?? this.#tokenTtlMs);
-    this.#tokens.set(tokenDigest(token), { streamId, clientId, expiresAt });
+    await this.#store.saveToken(tokenDigest(token), { streamId, clientId, expiresAt });
     return { token, expiresAt: new Date(expiresAt).toISOString() };
   }
 
   /** Active, or stopped recently enough to be remembered (so a late handshake learns that it stopped). */
-  isKnown(streamId: string): boolean {
-    return this.#sessions.has(streamId) || this.#stopped.has(streamId);
+  async isKnown(streamId: string): Promise<boolean> {
+    return this.#sessions.has(streamId) || (await this.#taken(streamId));
   }
 
-  #require(streamId: string): Session {
+  /** The local session, loaded from the store when another hub started the stream. */
+  async #require(streamId: string): Promise<Session> {
     const session = this.#sessions.get(streamId);
     if (session) return session;
-    const stopped = this.#stopped.get(streamId);
+    const stopped = await this.#store.stoppedReason(streamId);
     if (stopped !== undefined)
       throw new HubError('SB_ERR_STREAM_STOPPED', streamId, { streamId, reason: stopped });
-    throw new HubError('SB_ERR_NOT_FOUND', `Stream ${streamId}`, { streamId });
+    let loading = this.#loading.get(streamId);
+    if (!loading) {
+      loading = (async () => {
+        const record = await this.#store.load(streamId);
+        if (!record) throw new HubError('SB_ERR_NOT_FOUND', `Stream ${streamId}`, { streamId });
+        this.#assertOpen();
+        return this.#sessions.get(streamId) ?? this.#open(record);
+      })().finally(() => this.#loading.delete(streamId));
+      this.#loading.set(streamId, loading);
+    }
+    return loading;
   }
 
   /** Checks a handshake; throws a HubError whose message says what is wrong. */
-  authenticate(streamId: string, token: string | undefined): StreamContext {
+  async authenticate(streamId: string, token: string | undefined): Promise<StreamContext> {
     if (this.#closed) throw new HubError('SB_ERR_CLOSED', 'the stream service');
     if (!token)
       throw new HubError('SB_ERR_UNAUTHORIZED', 'a stream token is required: io(wsUrl, { auth: { token } })');
-    const entry = this.#tokens.get(tokenDigest(token));
+    const entry = await this.#store.findToken(tokenDigest(token));
     if (!entry) throw new HubError('SB_ERR_UNAUTHORIZED', 'the stream token is not valid');
     if (entry.streamId !== streamId)
       throw new HubError('SB_ERR_FORBIDDEN', 'the stream token was issued for another stream');
@@ -321,7 +389,7 @@ export class StreamService {
         'SB_ERR_UNAUTHORIZED',
         `the stream token has expired; POST /api/mcp/stream/${streamId}/token issues a new one`,
       );
-    this.#require(streamId);
+    await this.#require(streamId);
     return { streamId, clientId: entry.clientId };
   }
 
@@ -331,26 +399,54 @@ export class StreamService {
    * Returns the detach function.
    */
   attach(ctx: StreamContext, peer: StreamPeer, lastSeq?: number): () => void {
-    const session = this.#require(ctx.streamId);
-    if (lastSeq !== undefined && lastSeq < session.seq) {
-      const first = session.buffer.oldest()?.seq ?? session.seq + 1;
-      if (lastSeq + 1 < first)
-        peer.send('stream-gap', { lastSeq, firstAvailableSeq: first, currentSeq: session.seq });
-      for (const m of session.buffer) {
-        if (m.seq > lastSeq && this.#reaches(session, m.audience, peer.clientId)) this.#deliver(peer, m);
-      }
+    const session = this.#sessions.get(ctx.streamId);
+    if (!session) throw new HubError('SB_ERR_STREAM_STOPPED', ctx.streamId);
+    const local: LocalPeer = { peer, clientId: peer.clientId, queue: undefined, floor: 0 };
+    if (lastSeq !== undefined) {
+      const replay = this.#store.replay(ctx.streamId, peer.clientId, lastSeq);
+      if (replay instanceof Promise) {
+        local.queue = [];
+        replay.then(
+          (r) => this.#replayed(local, lastSeq, r),
+          (err: unknown) => {
+            this.o.log.warn({ err, streamId: ctx.streamId }, 'could not read the replay buffer');
+            this.#replayed(local, lastSeq, undefined);
+          },
+        );
+      } else this.#replayed(local, lastSeq, replay);
     }
-    session.peers.add(peer);
+    session.peers.add(local);
     session.lastActivity = performance.now();
+    this.#touch(session, 1);
     return () => {
-      session.peers.delete(peer);
+      if (session.peers.delete(local)) this.#touch(session, -1);
       session.lastActivity = performance.now();
     };
   }
 
+  #replayed(local: LocalPeer, lastSeq: number, r: Replay | undefined): void {
+    if (r) {
+      if (lastSeq < r.currentSeq && lastSeq + 1 < r.firstSeq)
+        local.peer.send('stream-gap', { lastSeq, firstAvailableSeq: r.firstSeq, currentSeq: r.currentSeq });
+      for (const m of r.messages) this.#deliver(local.peer, m);
+      local.floor = r.currentSeq;
+    }
+    const queued = local.queue;
+    local.queue = undefined;
+    for (const m of queued ?? []) if (m.seq > local.floor) this.#deliver(local.peer, m);
+  }
+
+  #touch(session: Session, delta: number): void {
+    const done = this.#store.touch(session.id, delta);
+    if (done instanceof Promise)
+      done.catch((err: unknown) =>
+        this.o.log.warn({ err, streamId: session.id }, 'could not count the stream connection'),
+      );
+  }
+
   /** The per-socket rate limiter for a stream (each socket gets its own). */
   rateLimiter(streamId: string): TokenBucket {
-    const { ratePerSecond } = this.#require(streamId).limits;
+    const { ratePerSecond } = this.#sessions.get(streamId)?.limits ?? this.#limits;
     return new TokenBucket(ratePerSecond, Math.max(1, ratePerSecond));
   }
 
@@ -362,7 +458,6 @@ export class StreamService {
     const session = this.#sessions.get(ctx.streamId);
     if (!session) return new HubError('SB_ERR_STREAM_STOPPED', ctx.streamId);
     session.received++;
-    session.dirty = true;
     session.lastActivity = performance.now();
     let bytes: number;
     try {
@@ -411,7 +506,7 @@ export class StreamService {
   }
 
   /** An error server-response to a client-message that was refused before routing. */
-  refuseMessage(ctx: StreamContext, raw: unknown, error: HubError): ServerResponse | undefined {
+  refuseMessage(ctx: StreamContext, raw: unknown, error: HubError): Awaitable<ServerResponse | undefined> {
     const session = this.#sessions.get(ctx.streamId);
     if (!session) return undefined;
     const m = isPlainObject(raw) ? raw : {};
@@ -424,7 +519,7 @@ export class StreamService {
       ok: false,
       error: error.toJSON(),
       durationMs: 0,
-    }) as ServerResponse;
+    }) as Awaitable<ServerResponse | undefined>;
   }
 
   /** Routes a client-message to the upstream server and sends the server-response (also returned). */
@@ -477,14 +572,15 @@ export class StreamService {
       running.delete(id);
     }
     if (!this.#sessions.has(session.id)) return undefined;
-    const response = this.#send(session, { kind: 'client', clientId: ctx.clientId }, 'server-response', body);
-    if (topic !== undefined)
+    const sent = this.#send(session, { kind: 'client', clientId: ctx.clientId }, 'server-response', body);
+    const response = (sent instanceof Promise ? await sent : sent) as ServerResponse | undefined;
+    if (response && topic !== undefined)
       this.#send(session, { kind: 'topic', topic }, 'topic-message', {
         topic,
         data: response,
         from: ctx.clientId,
       });
-    return response as ServerResponse;
+    return response;
   }
 
   async #route(
@@ -579,50 +675,47 @@ export class StreamService {
     }
   }
 
-  /** Cancels a running request of this client (upstream gets notifications/cancelled). */
+  /** Cancels a running request of this client on this hub (upstream gets notifications/cancelled). */
   cancel(ctx: StreamContext, raw: unknown): void {
     const parsed = cancelSchema.safeParse(raw);
     if (!parsed.success) throw new HubError('SB_ERR_VALIDATION', `cancel ${zodDetail(parsed.error)}`);
-    const session = this.#require(ctx.streamId);
+    const session = this.#local(ctx.streamId);
     const controller = session.inFlight.get(ctx.clientId)?.get(parsed.data.id);
     if (!controller) throw new HubError('SB_ERR_NOT_FOUND', `Running request ${parsed.data.id}`);
     controller.abort(new HubError('SB_ERR_CANCELLED', `request ${parsed.data.id} cancelled by the client`));
   }
 
-  subscribe(ctx: StreamContext, raw: unknown): void {
-    const topic = this.#topic(raw, 'subscribe-topic');
-    const session = this.#require(ctx.streamId);
-    const mine = this.#subscriptionsOf(session, ctx.clientId);
-    if (mine.has(topic)) return;
-    if (mine.size >= session.limits.maxTopicsPerClient)
-      throw new HubError(
-        'SB_ERR_VALIDATION',
-        `at most ${session.limits.maxTopicsPerClient} topics per client`,
-      );
-    if (!this.#topics(session).has(topic) && this.#topics(session).size >= session.limits.maxTopicsPerStream)
-      throw new HubError(
-        'SB_ERR_VALIDATION',
-        `at most ${session.limits.maxTopicsPerStream} topics per stream`,
-      );
-    mine.add(topic);
+  /** The local session of a connected socket's stream (it was loaded at the handshake). */
+  #local(streamId: string): Session {
+    const session = this.#sessions.get(streamId);
+    if (!session) throw new HubError('SB_ERR_STREAM_STOPPED', streamId);
+    return session;
   }
 
-  unsubscribe(ctx: StreamContext, raw: unknown): void {
+  subscribe(ctx: StreamContext, raw: unknown): Awaitable<void> {
+    const topic = this.#topic(raw, 'subscribe-topic');
+    const session = this.#local(ctx.streamId);
+    return this.#store.subscribe(ctx.streamId, ctx.clientId, topic, session.limits);
+  }
+
+  unsubscribe(ctx: StreamContext, raw: unknown): Awaitable<void> {
     const topic = this.#topic(raw, 'unsubscribe-topic');
-    this.#require(ctx.streamId).subscriptions.get(ctx.clientId)?.delete(topic);
+    this.#local(ctx.streamId);
+    return this.#store.unsubscribe(ctx.streamId, ctx.clientId, topic);
   }
 
   /** Sends a topic-message to every subscriber of the topic; returns its seq. */
-  publish(ctx: StreamContext, raw: unknown): number {
+  publish(ctx: StreamContext, raw: unknown): Awaitable<number | undefined> {
     const parsed = publishSchema.safeParse(raw);
     if (!parsed.success) throw new HubError('SB_ERR_VALIDATION', `publish ${zodDetail(parsed.error)}`);
-    const session = this.#require(ctx.streamId);
+    const session = this.#local(ctx.streamId);
     const { topic, data } = parsed.data;
-    return this.#send(session, { kind: 'topic', topic }, 'topic-message', {
+    const sent = this.#send(session, { kind: 'topic', topic }, 'topic-message', {
       topic,
       data: data ?? null,
       from: ctx.clientId,
-    }).seq;
+    });
+    return sent instanceof Promise ? sent.then((m) => m?.seq) : sent?.seq;
   }
 
   #topic(raw: unknown, event: string): string {
@@ -631,48 +724,41 @@ export class StreamService {
     return parsed.data;
   }
 
-  #subscriptionsOf(session: Session, clientId: string): Set<string> {
-    let set = session.subscriptions.get(clientId);
-    if (!set) {
-      set = new Set();
-      session.subscriptions.set(clientId, set);
-    }
-    return set;
-  }
-
-  #topics(session: Session): Set<string> {
-    const all = new Set<string>(session.config.topics ?? []);
-    for (const set of session.subscriptions.values()) for (const t of set) all.add(t);
-    return all;
-  }
-
-  #reaches(session: Session, audience: Audience, clientId: string): boolean {
-    if (audience.kind === 'all') return true;
-    if (audience.kind === 'client') return audience.clientId === clientId;
-    return session.subscriptions.get(clientId)?.has(audience.topic) === true;
-  }
-
-  #deliver(peer: StreamPeer, m: Buffered): void {
+  #deliver(peer: StreamPeer, m: StoredMessage): void {
     (peer.send as (event: string, payload: unknown) => void)(m.event, m.payload);
   }
 
-  /** Numbers, buffers, delivers and records one hub → client message. */
+  /** Numbers and buffers one hub → client message (in the store), then delivers, relays and records it. */
   #send<E extends SequencedEvent>(
     session: Session,
     audience: Audience,
     event: E,
     body: Omit<Parameters<StreamServerToClient[E]>[0], 'seq'>,
-  ): { seq: number } {
-    const seq = ++session.seq;
-    const payload = { ...body, seq };
-    const m: Buffered = { seq, event, payload, audience };
-    const bytes = JSON.stringify(payload)?.length ?? 0;
-    session.buffer.push(m, bytes);
+  ): Awaitable<StoredMessage['payload'] | undefined> {
     session.sent++;
-    session.dirty = true;
     session.lastActivity = performance.now();
-    for (const peer of session.peers)
-      if (this.#reaches(session, audience, peer.clientId)) this.#deliver(peer, m);
+    const appended = this.#store.append(session.record, audience, event, body as Record<string, unknown>);
+    if (!(appended instanceof Promise)) return this.#sent(session, appended);
+    return appended.then(
+      (a) => this.#sent(session, a),
+      (err: unknown) => {
+        this.o.log.warn({ err, streamId: session.id, event }, 'could not sequence a stream message; dropped');
+        return undefined;
+      },
+    );
+  }
+
+  #sent(session: Session, appended: Appended | undefined): StoredMessage['payload'] | undefined {
+    if (!appended) return undefined;
+    const { message, subscribers, bytes } = appended;
+    this.#deliverLocal(session, message, subscribers);
+    if (this.#relay)
+      this.#relay({
+        streamId: session.id,
+        message,
+        ...(subscribers ? { subscribers: [...subscribers] } : {}),
+      });
+    const { audience } = message;
     this.o.events.emit({
       type: 'stream_message',
       streamId: session.id,
@@ -682,83 +768,154 @@ export class StreamService {
       responseBytes: bytes,
       data: {
         direction: 'out',
-        event,
-        payload,
+        event: message.event,
+        payload: message.payload,
         ...(audience.kind === 'topic' ? { topic: audience.topic } : {}),
       },
     });
-    return payload;
+    return message.payload;
   }
 
-  status(): StreamStatus[] {
+  #deliverLocal(session: Session, m: StoredMessage, subscribers: ReadonlySet<string> | undefined): void {
+    for (const p of session.peers) {
+      if (!reachesLive(m.audience, p.clientId, subscribers)) continue;
+      if (p.queue) p.queue.push(m);
+      else if (m.seq > p.floor) this.#deliver(p.peer, m);
+    }
+  }
+
+  /** A message sequenced on another hub: delivered to this hub's sockets of the stream. */
+  receive(r: RelayedMessage): void {
+    const session = this.#sessions.get(r.streamId);
+    if (!session) return;
+    this.#deliverLocal(session, r.message, r.subscribers ? new Set(r.subscribers) : undefined);
+    if (r.message.event === 'stream-stopped') {
+      this.#endLocal(session, String(r.message.payload.reason ?? 'stopped'));
+      this.#flushing = this.#flushing.then(() => this.#write([this.#counters(session, false)]));
+    }
+  }
+
+  async status(): Promise<StreamStatus[]> {
     const now = Date.now();
-    return [...this.#sessions.values()].map((s) => ({
-      streamId: s.id,
-      serverId: s.serverId,
-      clientId: s.clientId,
-      clientIds: [...s.clientIds],
-      connectedClients: s.peers.size,
-      startedAt: s.startedAt.toISOString(),
-      uptimeMs: now - s.startedAt.getTime(),
-      messagesReceived: s.received,
-      messagesSent: s.sent,
-      topics: [...this.#topics(s)],
-      lastSeq: s.seq,
-      active: true,
-    }));
+    const rows = this.#store.shared ? await selectActiveStreams(this.o.db) : [];
+    const stored = new Map(rows.map((r) => [r.id, r]));
+    const ids = new Set([...this.#sessions.keys(), ...stored.keys()]);
+    const gone: string[] = [];
+    const statuses = await Promise.all(
+      [...ids].map(async (id): Promise<StreamStatus | undefined> => {
+        const local = this.#sessions.get(id);
+        const [record, d] = await Promise.all([
+          local?.record ?? this.#store.load(id),
+          this.#store.describe(id),
+        ]);
+        if (!record || !d) {
+          if (!local) gone.push(id);
+          return undefined;
+        }
+        const row = stored.get(id);
+        const unflushed = local
+          ? { received: local.received - local.flushedReceived, sent: local.sent - local.flushedSent }
+          : { received: 0, sent: 0 };
+        return {
+          streamId: id,
+          serverId: record.serverId,
+          clientId: record.clientId,
+          clientIds: d.clientIds,
+          connectedClients: d.connected ?? local?.peers.size ?? 0,
+          startedAt: new Date(record.startedAt).toISOString(),
+          uptimeMs: now - record.startedAt,
+          messagesReceived: row ? row.messagesReceived + unflushed.received : (local?.received ?? 0),
+          messagesSent: row ? row.messagesSent + unflushed.sent : (local?.sent ?? 0),
+          topics: d.topics,
+          lastSeq: d.lastSeq,
+          active: true,
+        };
+      }),
+    );
+    // Active in the database but gone from Redis (expired while no hub served it): no longer active.
+    if (gone.length > 0) await markStreamsInactive(this.o.db, gone);
+    return statuses.filter((s) => s !== undefined);
   }
 
-  /** Disconnects every client of the stream with the reason, cancels its requests, marks it inactive. */
+  /** Disconnects every client of the stream (on every hub) with the reason, cancels its requests, marks it inactive. */
   async stop(streamId: string, reason = 'stopped'): Promise<{ disconnected: number }> {
-    const session = this.#require(streamId);
-    const disconnected = session.peers.size;
-    this.#stopSession(session, reason);
-    await this.#write([
-      { id: session.id, messagesReceived: session.received, messagesSent: session.sent, active: false },
-    ]);
+    const session = await this.#require(streamId);
+    const live = this.#store.shared ? await this.#store.liveness(streamId) : undefined;
+    const disconnected = live?.connected ?? session.peers.size;
+    await this.#stopSession(session, reason);
+    await this.#write([this.#counters(session, false)]);
     return { disconnected };
   }
 
-  #stopSession(session: Session, reason: string): void {
-    this.#send(session, { kind: 'all' }, 'stream-stopped', { streamId: session.id, reason });
+  /** stream-stopped is sequenced while the stream still exists, then it is marked stopped before anyone hears of it. */
+  async #stopSession(session: Session, reason: string): Promise<void> {
+    session.sent++;
+    const appended = await this.#store.append(session.record, { kind: 'all' }, 'stream-stopped', {
+      streamId: session.id,
+      reason,
+    });
+    await this.#store.markStopped(session.id, reason);
+    this.#sent(session, appended);
+    this.#endLocal(session, reason);
+  }
+
+  /** This hub lets go of a stream: its requests are cancelled, its sockets disconnected. */
+  #endLocal(session: Session, reason: string): void {
+    if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
-    this.#stopped.set(session.id, reason);
-    if (this.#stopped.size > MAX_STOPPED_REMEMBERED) {
-      const oldest = this.#stopped.keys().next().value;
-      if (oldest !== undefined) this.#stopped.delete(oldest);
-    }
     session.unsubscribe();
     for (const running of session.inFlight.values())
       for (const c of running.values())
         c.abort(new HubError('SB_ERR_CANCELLED', `stream ${session.id} stopped`));
-    for (const peer of [...session.peers]) peer.disconnect(reason);
-    session.peers.clear();
-    session.dirty = true;
+    for (const p of [...session.peers]) p.peer.disconnect(reason);
   }
 
   #tick(): void {
     const now = performance.now();
     for (const s of [...this.#sessions.values()]) {
+      // Shared keys expire after a while without activity; connected sockets keep them.
+      if (this.#store.shared && s.peers.size > 0) this.#touch(s, 0);
       const running = [...s.inFlight.values()].some((m) => m.size > 0);
-      if (s.peers.size === 0 && !running && now - s.lastActivity > this.#idleTimeoutMs) {
-        this.o.log.info({ streamId: s.id }, 'stream expired after being idle');
-        this.stop(s.id, 'idle').catch((err: unknown) =>
+      if (s.peers.size === 0 && !running && now - s.lastActivity > this.#idleTimeoutMs)
+        this.#expire(s).catch((err: unknown) =>
           this.o.log.warn({ err, streamId: s.id }, 'could not stop idle stream'),
         );
-      }
     }
-    const wall = Date.now();
-    for (const [digest, t] of this.#tokens) if (t.expiresAt <= wall) this.#tokens.delete(digest);
-    this.#flushing = this.#flushing.then(() => this.#flush(false));
+    this.#store.sweep(Date.now());
+    this.#flushing = this.#flushing.then(() => this.#flush());
   }
 
-  async #flush(all: boolean): Promise<void> {
-    const rows: StreamCounters[] = [];
-    for (const s of this.#sessions.values()) {
-      if (!s.dirty && !all) continue;
-      s.dirty = false;
-      rows.push({ id: s.id, messagesReceived: s.received, messagesSent: s.sent, active: true });
+  /** Idle here: stopped if idle on every hub too, otherwise only let go of on this one. */
+  async #expire(s: Session): Promise<void> {
+    if (this.#store.shared) {
+      const live = await this.#store.liveness(s.id);
+      if (live && (live.connected > 0 || Date.now() - live.lastActivity <= this.#idleTimeoutMs)) {
+        this.#endLocal(s, 'idle on this hub');
+        await this.#write([this.#counters(s, true)]);
+        return;
+      }
     }
+    this.o.log.info({ streamId: s.id }, 'stream expired after being idle');
+    await this.stop(s.id, 'idle');
+  }
+
+  /** The counters this hub has not written yet; active false marks the stream inactive, true leaves it. */
+  #counters(s: Session, active: boolean): StreamCounters {
+    const row = {
+      id: s.id,
+      messagesReceived: s.received - s.flushedReceived,
+      messagesSent: s.sent - s.flushedSent,
+      active,
+    };
+    s.flushedReceived = s.received;
+    s.flushedSent = s.sent;
+    return row;
+  }
+
+  async #flush(): Promise<void> {
+    const rows: StreamCounters[] = [];
+    for (const s of this.#sessions.values())
+      if (s.received !== s.flushedReceived || s.sent !== s.flushedSent) rows.push(this.#counters(s, true));
     await this.#write(rows);
   }
 

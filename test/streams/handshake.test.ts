@@ -90,7 +90,7 @@ describe.each(drivers)('stream sessions and handshakes on %s', (driver) => {
     const other = await tryConnect(url, { auth: { token: b.token } });
     expect(other).toMatchObject({ connected: false, code: 'SB_ERR_FORBIDDEN' });
     expect(other.connected === false && other.message).toMatch(/another stream/);
-    const expired = t.hub.streams.issueToken(a.streamId, 'alice', { ttlMs: 1 });
+    const expired = await t.hub.streams.issueToken(a.streamId, 'alice', { ttlMs: 1 });
     await new Promise((r) => setTimeout(r, 5));
     const late = await tryConnect(url, { auth: { token: expired.token } });
     expect(late).toMatchObject({ connected: false, code: 'SB_ERR_UNAUTHORIZED' });

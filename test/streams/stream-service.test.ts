@@ -50,7 +50,7 @@ describe('StreamService without sockets', () => {
 
   it('writes its counters to mcp_stream_sessions, which mcp_active_streams reflects', async () => {
     const { streamId } = await service.startStream({ serverId: flakyId, clientId: 'a' });
-    const ctx = service.authenticate(streamId, service.issueToken(streamId, 'a').token);
+    const ctx = await service.authenticate(streamId, (await service.issueToken(streamId, 'a')).token);
     const p = fakePeer('a');
     const detach = service.attach(ctx, p.peer);
     const bucket = service.rateLimiter(streamId);
@@ -96,13 +96,13 @@ describe('StreamService without sockets', () => {
     const detach = service.attach({ streamId, clientId: 'idle' }, p.peer);
     await new Promise((r) => setTimeout(r, 300));
     // Connected clients keep it alive.
-    expect(service.isKnown(streamId)).toBe(true);
-    expect(service.status().some((s) => s.streamId === streamId)).toBe(true);
+    expect(await service.isKnown(streamId)).toBe(true);
+    const listed = async () => (await service.status()).some((s) => s.streamId === streamId);
+    expect(await listed()).toBe(true);
     detach();
-    await until(() => !service.status().some((s) => s.streamId === streamId), 'expiry', 3_000);
-    expect(() => service.issueToken(streamId, 'x')).toThrow(
-      expect.objectContaining({ code: 'SB_ERR_STREAM_STOPPED' }),
-    );
+    for (let i = 0; i < 150 && (await listed()); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await listed()).toBe(false);
+    await expect(service.issueToken(streamId, 'x')).rejects.toMatchObject({ code: 'SB_ERR_STREAM_STOPPED' });
     let row = await counters(streamId);
     for (let i = 0; i < 50 && row?.active !== false; i++) {
       await new Promise((r) => setTimeout(r, 20));
