@@ -266,6 +266,118 @@ describe.each(drivers)('bundle suggestions from usage on %s', (driver) => {
   });
 });
 
+describe.each(drivers)('workflow templates from recorded values on %s', (driver) => {
+  let t: TestHub;
+  let list: Suggestion[];
+  const [seo, content, graphics] = [1, 2, 3];
+  const started = Date.now() - 3_600_000;
+
+  beforeAll(async () => {
+    t = await startTestHub(driver);
+    // Recorded as the pool records calls: through the event bus and the recorder (so sanitized).
+    const call = (
+      actor: string,
+      second: number,
+      serverId: number,
+      toolName: string,
+      args: object,
+      result?: object,
+    ) =>
+      t.hub.events.emit({
+        type: 'tool_call',
+        at: new Date(started + second * 1000),
+        serverId,
+        toolName,
+        ok: true,
+        outcome: 'success',
+        clientId: actor,
+        source: 'rest',
+        data: { arguments: args, ...(result ? { result: { content: [], structuredContent: result } } : {}) },
+      });
+    for (let i = 0; i < 10; i++) {
+      // Values from nested paths and array items; a constant argument; a secret the recorder redacted.
+      call(
+        `nested-${i}`,
+        i * 60,
+        seo,
+        'analyze_seo',
+        { html: `<p>${i}</p>` },
+        {
+          headings: { h1: [`Heading ${i}`] },
+          links: { list: [{ href: `https://example.com/${i}` }] },
+          score: 40 + i,
+        },
+      );
+      call(`nested-${i}`, i * 60 + 1, content, 'generate_content', {
+        topic: `Heading ${i}`,
+        url: `https://example.com/${i}`,
+        seed: 7,
+        api_key: `key-${i}`,
+      });
+      // The same value every time on both sides: as likely a coincidence as a flow, so a literal.
+      call(`constant-${i}`, i * 60, graphics, 'count', {}, { n: 5 });
+      call(`constant-${i}`, i * 60 + 1, content, 'repeat', { times: 5 });
+      // Three steps: the last takes values from both earlier ones.
+      call(`three-${i}`, i * 60, seo, 'open', {}, { id: `doc-${i}` });
+      call(
+        `three-${i}`,
+        i * 60 + 1,
+        graphics,
+        'render',
+        { ref: `doc-${i}` },
+        { file: { path: `/tmp/${i}.png` } },
+      );
+      call(`three-${i}`, i * 60 + 2, content, 'publish', { origin: `doc-${i}`, path: `/tmp/${i}.png` });
+    }
+    for (let i = 0; i < 30; i++) call(`single-${i}`, i * 60, graphics, 'other', {});
+    await t.hub.recorder.flush();
+    const res = await t.api({ method: 'GET', url: '/api/mcp/bundle/suggestions' });
+    expect(res.statusCode, res.body).toBe(200);
+    list = res.json().suggestions;
+  });
+  afterAll(() => t?.close());
+
+  const byTools = (tools: string) => list.find((s) => s.tools.join('→') === tools);
+
+  it('refers to nested paths and array items, keeps constants as literals and leaves redacted values out', () => {
+    expect(list.map((s) => s.tools.join('→')).sort()).toEqual([
+      'analyze_seo→generate_content',
+      'count→repeat',
+      'open→render→publish',
+    ]);
+    expect(byTools('analyze_seo→generate_content')!.workflow.steps[1]).toEqual({
+      server: 1,
+      tool: 'generate_content',
+      args: {
+        seed: 7,
+        topic: '{{steps.0.result.headings.h1.0}}',
+        url: '{{steps.0.result.links.list.0.href}}',
+      },
+    });
+    const constant = byTools('count→repeat')!;
+    expect(constant.workflow.steps[1]!.args).toEqual({ times: 5 });
+    expect(constant.evidence.flows).toEqual([]);
+    expect(constant.bundleConfig).toEqual({ parallel: false });
+    expect(constant.serverIds).toEqual([graphics, content]);
+  });
+
+  it('chains a three-step workflow from both earlier steps', () => {
+    const three = byTools('open→render→publish')!;
+    expect(three.serverIds).toEqual([seo, graphics, content]);
+    expect(three.workflow.steps).toEqual([
+      { server: 0, tool: 'open', args: {} },
+      { server: 1, tool: 'render', args: { ref: '{{steps.0.result.id}}' } },
+      {
+        server: 2,
+        tool: 'publish',
+        args: { origin: '{{steps.0.result.id}}', path: '{{steps.1.result.file.path}}' },
+      },
+    ]);
+    expect(three.evidence).toMatchObject({ support: 10, confidence: 1, lift: 6 });
+    expect(three.evidence.flows.every((f) => f.share === 1 && f.used)).toBe(true);
+  });
+});
+
 describe.each(drivers)('suggest_bundle_from_patterns() on %s', (driver) => {
   let tdb: TestDb;
   let db: Db;
