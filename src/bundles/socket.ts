@@ -5,6 +5,7 @@ import { tokenMatcher } from '../http/auth.js';
 import type { Logger } from '../logger.js';
 import type { Realtime } from '../realtime/socket-server.js';
 import { handshakeError, originCheck } from '../realtime/socket-server.js';
+import { TokenBucket } from '../streams/token-bucket.js';
 import { bundleIdParams, executionIdParams } from './payloads.js';
 import {
   type BundleService,
@@ -74,6 +75,9 @@ export interface BundlesClientToServer {
   [BundleClientEvents.follow]: (target: FollowTarget, ack?: (reply: FollowAck) => void) => void;
   [BundleClientEvents.unfollow]: (target: FollowTarget, ack?: (reply: FollowAck) => void) => void;
 }
+
+/** Follows and unfollows per second and socket (a burst of twice that): a follow may read the database. */
+export const FOLLOWS_PER_SECOND = 50;
 
 interface SocketData {
   follow: FollowTarget[];
@@ -179,6 +183,13 @@ export function registerBundleNamespace(
     const reply = (ack: unknown, value: FollowAck) => {
       if (typeof ack === 'function') ack(value);
     };
+    const bucket = new TokenBucket(FOLLOWS_PER_SECOND, 2 * FOLLOWS_PER_SECOND);
+    const limited = (): HubError | undefined =>
+      bucket.take()
+        ? undefined
+        : new HubError('SB_ERR_RATE_LIMITED', `at most ${FOLLOWS_PER_SECOND} follows per second`, {
+            retryAfterSeconds: bucket.retryAfterSeconds(),
+          });
     const failure = (err: unknown): FollowAck => ({
       success: false,
       error: (isHubError(err) ? err : new HubError('SB_ERR_INTERNAL', String(err))).toJSON(),
@@ -189,19 +200,21 @@ export function registerBundleNamespace(
         socket.disconnect(true);
       });
     }
-    socket.on(BundleClientEvents.follow, (payload: unknown, ack?: unknown) => {
-      const target = followTargetSchema.safeParse(payload);
-      if (!target.success) return reply(ack, failure(validation(target.error)));
-      follow(socket, target.data).then(
-        () => reply(ack, { success: true, following: target.data }),
-        (err: unknown) => reply(ack, failure(err)),
-      );
-    });
-    socket.on(BundleClientEvents.unfollow, (payload: unknown, ack?: unknown) => {
-      const target = followTargetSchema.safeParse(payload);
-      if (!target.success) return reply(ack, failure(validation(target.error)));
-      socket.leave(roomOf(target.data));
-      reply(ack, { success: true, following: target.data });
+    /** Both events: limited, validated, acknowledged in one shape. */
+    const handle = (event: keyof BundlesClientToServer, run: (target: FollowTarget) => Promise<void>) =>
+      socket.on(event, (payload: unknown, ack?: unknown) => {
+        const refused = limited();
+        if (refused) return reply(ack, failure(refused));
+        const target = followTargetSchema.safeParse(payload);
+        if (!target.success) return reply(ack, failure(validation(target.error)));
+        run(target.data).then(
+          () => reply(ack, { success: true, following: target.data }),
+          (err: unknown) => reply(ack, failure(err)),
+        );
+      });
+    handle(BundleClientEvents.follow, (target) => follow(socket, target));
+    handle(BundleClientEvents.unfollow, async (target) => {
+      await socket.leave(roomOf(target));
     });
   });
 

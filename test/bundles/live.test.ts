@@ -7,6 +7,7 @@ import {
   BundleClientEvents,
   BundleServerEvents,
   type ExecutionStatePayload,
+  FOLLOWS_PER_SECOND,
   type FollowAck,
 } from '../../src/bundles/socket.js';
 import { drivers } from '../helpers/db.js';
@@ -295,6 +296,24 @@ describe.each(drivers)('the /mcp-bundles namespace on %s', (driver) => {
     expect(client.socket.connected).toBe(true);
     expect(await follow(client.socket, { bundleId })).toEqual({ success: true, following: { bundleId } });
     expect(client.events).toEqual([]);
+  });
+
+  it('limits follows per socket, answering with the retry delay', async () => {
+    const client = await follower();
+    const acks = await Promise.all(
+      Array.from({ length: 3 * FOLLOWS_PER_SECOND }, () => follow(client.socket, { bundleId })),
+    );
+    const refused = acks.flatMap((a) => (a.success ? [] : [a.error]));
+    expect(refused.length).toBeGreaterThan(0);
+    for (const e of refused) {
+      expect(e).toMatchObject({
+        code: 'SB_ERR_RATE_LIMITED',
+        details: { retryAfterSeconds: expect.any(Number) },
+      });
+    }
+    // The burst passes.
+    expect(acks.filter((a) => a.success).length).toBeGreaterThanOrEqual(2 * FOLLOWS_PER_SECOND);
+    expect(client.socket.connected).toBe(true);
   });
 
   it('refuses a handshake without the API token, from a bad origin, or naming an unknown execution', async () => {
