@@ -94,13 +94,8 @@ const roomOf = (t: FollowTarget) =>
 function validation(error: z.ZodError): HubError {
   const issues = error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
   const first = issues[0];
-  return new HubError(
-    'SB_ERR_VALIDATION',
-    first ? `${first.path || '(value)'}: ${first.message}` : 'invalid',
-    {
-      issues,
-    },
-  );
+  const detail = first ? `${first.path || '(value)'}: ${first.message}` : 'invalid';
+  return new HubError('SB_ERR_VALIDATION', detail, { issues });
 }
 
 /**
