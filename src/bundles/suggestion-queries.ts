@@ -17,6 +17,8 @@ export interface MineOptions {
   minSupport: number;
   since: Date | null;
   maxExamples: number;
+  /** The best `limit` patterns only (all when absent). */
+  limit?: number;
 }
 
 /** The patterns of the event log, best first; all the mining is one set-based statement in the database. */
@@ -25,8 +27,9 @@ export async function minePatterns(db: Queryable, o: MineOptions): Promise<Patte
     `SELECT * FROM suggest_bundle_from_patterns(
        p_min_support => $1::int,
        p_since => ($2::timestamptz AT TIME ZONE 'UTC'),
-       p_max_examples => $3::int)`,
-    [o.minSupport, o.since?.toISOString() ?? null, o.maxExamples],
+       p_max_examples => $3::int)
+     LIMIT $4`,
+    [o.minSupport, o.since?.toISOString() ?? null, o.maxExamples, o.limit ?? null],
   );
   return rows;
 }

@@ -169,7 +169,7 @@ export class BundleSuggestions {
   }
 
   async list(q: SuggestionsQuery): Promise<BundleSuggestion[]> {
-    return this.#build((await this.#mine(q)).slice(0, q.limit));
+    return this.#build(await this.#mine(q, q.limit));
   }
 
   /**
@@ -203,11 +203,12 @@ export class BundleSuggestions {
     return { suggestion: s, bundle };
   }
 
-  #mine(q: AcceptSuggestionQuery): Promise<PatternRow[]> {
+  #mine(q: AcceptSuggestionQuery, limit?: number): Promise<PatternRow[]> {
     return minePatterns(this.#d.db, {
       minSupport: q.minSupport,
       since: q.since ?? null,
       maxExamples: SUGGESTION_TEMPLATE.examples,
+      ...(limit === undefined ? {} : { limit }),
     });
   }
 
