@@ -457,6 +457,27 @@ describe.each(drivers)('suggest_bundle_from_patterns() on %s', (driver) => {
     expect(found[0]!.confidence).toBe(0.5);
   });
 
+  it('takes the stream as the actor when there is one, the client otherwise', async () => {
+    await db.query('DELETE FROM mcp_events');
+    const events: TestEvent[] = [];
+    for (let i = 0; i < 8; i++) {
+      // Two clients sharing a stream: one actor, so x then y is a pattern.
+      events.push(
+        step(`alice${i}`, i * 60, 1, 'x', { stream_id: `stream-${i}` }),
+        step(`bob${i}`, i * 60 + 1, 2, 'y', { stream_id: `stream-${i}` }),
+      );
+      // One client on two streams: two actors, so p then q is not.
+      events.push(
+        step(`carol${i}`, i * 60, 3, 'p', { stream_id: `left-${i}` }),
+        step(`carol${i}`, i * 60 + 1, 4, 'q', { stream_id: `right-${i}` }),
+      );
+    }
+    await insertEvents(db, events);
+    const found = await patterns();
+    expect(found.map((p) => p.tools.join('→'))).toEqual(['x→y']);
+    expect(found[0]!.support).toBe(8);
+  });
+
   it('leaves out calls made by bundles, failed calls, deleted servers and server orders that are bundles', async () => {
     await db.query('DELETE FROM mcp_events');
     const events: TestEvent[] = [];
