@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Progress, Tool } from '@modelcontextprotocol/client';
 import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
-import { HubError, notFound } from '../errors.js';
+import { HubError, isHubError, notFound } from '../errors.js';
 import type { HubEventBus } from '../events/hub-events.js';
 import type { Logger } from '../logger.js';
 import type { ServerRecord } from '../servers/payloads.js';
@@ -115,6 +115,7 @@ function liveResult(executionId: string, live: LiveExecution): ExecutionResult {
 }
 
 const randomSuffix = () => randomBytes(4).toString('hex');
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** What live views (the /mcp-bundles namespace, a UI) follow of executions; names defined once here. */
 export const executionUpdateTypes = {
@@ -327,9 +328,17 @@ export class BundleService {
       onStepEnd: (step, outcome) => {
         this.#publish({ type: 'step-finished', executionId, bundleId: bundle.id, step: { ...step } });
         writes.push(
-          insertStepResult(db, executionId, step).catch((err: unknown) => {
-            log.error({ err, executionId, step: step.step }, 'could not store a step result');
-          }),
+          rowWritten
+            .then((written) =>
+              // After the steps that this end lets start have been sent: on PGlite a write holds the thread.
+              written ? nextTurn().then(() => insertStepResult(db, executionId, step)) : undefined,
+            )
+            .then(
+              () => {},
+              (err: unknown) => {
+                log.error({ err, executionId, step: step.step }, 'could not store a step result');
+              },
+            ),
         );
         events.emit({
           type: 'bundle_step',
@@ -357,7 +366,10 @@ export class BundleService {
         });
       },
     });
-    await insertExecution(db, {
+    // Written while the first steps run rather than before them (the steps' upstream calls are what the
+    // execution waits for); step results follow it, since they refer to it. If it cannot be written, the
+    // execution is cancelled and execute() fails: nothing of it is stored.
+    const stored = insertExecution(db, {
       id: executionId,
       bundleId: bundle.id,
       config: bundle.config,
@@ -367,6 +379,10 @@ export class BundleService {
       startedAt: run.startedAt,
       ownerInstance: this.instanceId,
     });
+    const rowWritten = stored.then(
+      () => true,
+      () => false,
+    );
     // Before run() starts: its first steps start synchronously.
     this.#publish({
       type: 'execution-started',
@@ -385,6 +401,12 @@ export class BundleService {
         summary = run.summary();
       }
       await Promise.all(writes);
+      if (!(await rowWritten)) {
+        this.#live.delete(executionId);
+        const result = toResult(executionId, bundle.id, summary);
+        this.#publish({ type: 'execution-finished', executionId, bundleId: bundle.id, result });
+        return result;
+      }
       let counted = true;
       try {
         counted = await db.transaction((tx) =>
@@ -426,6 +448,13 @@ export class BundleService {
       return result;
     })();
     this.#live.set(executionId, { bundleId: bundle.id, run, done });
+    try {
+      await stored;
+    } catch (err) {
+      run.cancel('the execution could not be stored');
+      await done;
+      throw err;
+    }
     return { executionId, done };
   }
 
@@ -548,7 +577,12 @@ export class BundleService {
 
   #plan(bundle: Pick<BundleRecord, 'serverIds' | 'config'>, workflow: Workflow) {
     return planWorkflow(workflow, bundle, async (serverId) =>
-      (await this.#d.servers.record(serverId)) ? this.#d.pool.listTools(serverId) : undefined,
+      // The pool's entry stands for the registry's record (dropped when the server is changed or deleted):
+      // no database read per server and execution.
+      this.#d.pool.listTools(serverId).catch((err: unknown) => {
+        if (isHubError(err) && err.code === 'SB_ERR_NOT_FOUND') return undefined;
+        throw err;
+      }),
     );
   }
 }

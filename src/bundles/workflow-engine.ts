@@ -109,8 +109,17 @@ export async function planWorkflow(
     return target;
   };
 
-  // Servers and tools: every distinct server once, so a bundle of [3,3,3] lists tools once.
+  // Servers and tools: every distinct server once (a bundle of [3,3,3] lists tools once), all looked up at
+  // once rather than one after the other, since each may be a round trip (the registry, tools/list).
   const toolsByServer = new Map<number, Promise<Tool[] | undefined>>();
+  for (const s of steps) {
+    const serverId = bundle.serverIds[s.server];
+    if (serverId === undefined || toolsByServer.has(serverId)) continue;
+    const loading = lookup(serverId);
+    // Its failure is reported by the first step that needs it; one an earlier step's error cut short is moot.
+    loading.catch(() => {});
+    toolsByServer.set(serverId, loading);
+  }
   const planned: PlannedStep[] = [];
   for (const [i, s] of steps.entries()) {
     if (s.server >= bundle.serverIds.length) {
@@ -121,14 +130,9 @@ export async function planWorkflow(
       );
     }
     const serverId = bundle.serverIds[s.server]!;
-    let loading = toolsByServer.get(serverId);
-    if (!loading) {
-      loading = lookup(serverId);
-      toolsByServer.set(serverId, loading);
-    }
     let tools: Tool[] | undefined;
     try {
-      tools = await loading;
+      tools = await toolsByServer.get(serverId)!;
     } catch (err) {
       // The server is there but cannot list its tools (disabled, unreachable): same code, the step named.
       if (!isHubError(err)) throw err;

@@ -1,0 +1,222 @@
+/**
+ * The workflow engine's overhead, all in one run, on three stdio servers (the `flaky` fixture registered three
+ * times, so three processes) whose `sleep` tool stands for a tool of equal, realistic latency:
+ *   1. three independent steps of BENCH_DELAY_MS (50):
+ *      (a) the ceiling: three SDK v2 clients in this process, one per server process, called at once;
+ *      (b) a client making the same calls one by one over REST (POST /api/mcp/servers/:id/tools/sleep/call);
+ *      (c) the same three steps as one parallel bundle (POST /api/mcp/bundle/execute, `parallel: true`).
+ *   2. a 20-step DAG of BENCH_DAG_MS (5) steps over the three servers, 4 layers of 5, each step depending on
+ *      two of the layer before: the bundle vs the same DAG run directly with the SDK clients (each step starts
+ *      when its dependencies have finished).
+ * Connections are warmed up before timing; every repetition times each path once, alternating their order.
+ * Settings: BENCH_REPS (30), BENCH_DELAY_MS (50), BENCH_DAG_MS (5), BENCH_DB (`pglite`, or `postgres` for a
+ * throwaway database on the local PostgreSQL).
+ */
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { projectRoot } from '../src/paths.js';
+import { type BenchHub, startBenchHub } from './lib/everything-hub.js';
+import { nowMs, printTable, type Summary, summarize } from './lib/measure.js';
+
+const reps = Number(process.env.BENCH_REPS ?? 30);
+const delayMs = Number(process.env.BENCH_DELAY_MS ?? 50);
+const dagMs = Number(process.env.BENCH_DAG_MS ?? 5);
+const database = process.env.BENCH_DB === 'postgres' ? 'postgres' : 'pglite';
+
+const flaky = `${projectRoot}/dist/examples/servers/flaky.js`;
+const SERVERS = 3;
+
+interface Step {
+  server: number;
+  tool: 'sleep';
+  args: { ms: number };
+  dependsOn?: number[];
+}
+
+const independent: Step[] = Array.from({ length: SERVERS }, (_, i) => ({
+  server: i,
+  tool: 'sleep',
+  args: { ms: delayMs },
+}));
+
+/** Layer k's step j waits for steps j and j+1 (mod width) of layer k-1: a DAG, not a barrier per layer. */
+function layeredDag(layers: number, width: number): Step[] {
+  const steps: Step[] = [];
+  for (let k = 0; k < layers; k++) {
+    for (let j = 0; j < width; j++) {
+      const i = k * width + j;
+      const prev = (k - 1) * width;
+      steps.push({
+        server: i % SERVERS,
+        tool: 'sleep',
+        args: { ms: dagMs },
+        ...(k > 0 ? { dependsOn: [prev + j, prev + ((j + 1) % width)] } : {}),
+      });
+    }
+  }
+  return steps;
+}
+const dag = layeredDag(4, 5);
+
+/** A sleep result is only right when the server slept the time asked and was not cancelled. */
+function checkSleep(value: unknown, ms: number): void {
+  const v = value as { cancelled?: boolean; sleptMs?: number } | undefined;
+  if (v?.cancelled !== false || (v.sleptMs ?? -1) < ms - 1) {
+    throw new Error(`wrong sleep result ${JSON.stringify(value)}`);
+  }
+}
+
+/** The ceiling: one SDK client per server process, in this process. */
+async function directClients(): Promise<Client[]> {
+  return Promise.all(
+    Array.from({ length: SERVERS }, async () => {
+      const client = new Client({ name: 'bench', version: '0' }, { versionNegotiation: { mode: 'auto' } });
+      await client.connect(
+        new StdioClientTransport({ command: process.execPath, args: [flaky], stderr: 'ignore' }),
+      );
+      return client;
+    }),
+  );
+}
+
+async function directStep(clients: Client[], step: Step): Promise<void> {
+  const r = await clients[step.server]!.callTool({ name: step.tool, arguments: step.args });
+  checkSleep(r.structuredContent, step.args.ms);
+}
+
+/** Runs a workflow directly: each step starts as soon as all of its dependencies have finished. */
+function directWorkflow(clients: Client[], steps: Step[]): Promise<unknown> {
+  const done = new Map<number, Promise<void>>();
+  const start = (i: number): Promise<void> => {
+    let p = done.get(i);
+    if (!p) {
+      const step = steps[i]!;
+      p = Promise.all((step.dependsOn ?? []).map(start)).then(() => directStep(clients, step));
+      done.set(i, p);
+    }
+    return p;
+  };
+  return Promise.all(steps.map((_, i) => start(i)));
+}
+
+async function post(hub: BenchHub, url: string, body: unknown): Promise<unknown> {
+  const res = await fetch(`${hub.base}${url}`, {
+    method: 'POST',
+    headers: hub.headers,
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as unknown;
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function sequentialRest(hub: BenchHub, serverIds: number[], steps: Step[]): Promise<void> {
+  for (const step of steps) {
+    const r = (await post(hub, `/api/mcp/servers/${serverIds[step.server]}/tools/${step.tool}/call`, {
+      arguments: step.args,
+    })) as { ok: boolean; result: { structuredContent?: unknown } };
+    if (!r.ok) throw new Error(`call failed ${JSON.stringify(r)}`);
+    checkSleep(r.result.structuredContent, step.args.ms);
+  }
+}
+
+/** Runs a bundle synchronously; returns the engine's own duration (from the plan's start to the last step). */
+async function bundleRun(hub: BenchHub, bundleId: string, steps: Step[]): Promise<number> {
+  const r = (await post(hub, '/api/mcp/bundle/execute', { bundleId, workflow: { steps } })) as {
+    status: string;
+    durationMs: number;
+    results: { result: unknown }[];
+  };
+  if (r.status !== 'succeeded' || r.results.length !== steps.length) {
+    throw new Error(`bundle failed ${JSON.stringify(r)}`);
+  }
+  for (const [i, s] of r.results.entries()) checkSleep(s.result, steps[i]!.args.ms);
+  return r.durationMs;
+}
+
+const hub = await startBenchHub({ database });
+const clients = await directClients();
+try {
+  const serverIds: number[] = [];
+  for (let i = 0; i < SERVERS; i++) {
+    const { server } = (await post(hub, '/api/mcp/servers', {
+      name: `bench-sleep-${i + 1}`,
+      transport: 'stdio',
+      command: process.execPath,
+      args: [flaky],
+      config: { max_concurrency: 64 },
+    })) as { server: { id: number } };
+    serverIds.push(server.id);
+  }
+  const { bundleId } = (await post(hub, '/api/mcp/bundle/create', {
+    bundleName: 'bench: three sleeping servers',
+    serverIds,
+    bundleConfig: { parallel: true },
+  })) as { bundleId: string };
+
+  // Warm-up: every connection open, tool lists cached, code paths compiled.
+  for (let i = 0; i < 5; i++) {
+    await directWorkflow(clients, independent);
+    await directWorkflow(clients, dag);
+    await sequentialRest(hub, serverIds, independent);
+    await bundleRun(hub, bundleId, independent);
+    await bundleRun(hub, bundleId, dag);
+  }
+
+  const timings: Record<string, number[]> = {};
+  const add = (k: string, v: number) => {
+    timings[k] ??= [];
+    timings[k].push(v);
+  };
+  const time = async (k: string, fn: () => Promise<unknown>) => {
+    const t0 = nowMs();
+    await fn();
+    add(k, nowMs() - t0);
+  };
+  const paths: [string, () => Promise<unknown>][] = [
+    ['direct', () => directWorkflow(clients, independent)],
+    ['sequential', () => sequentialRest(hub, serverIds, independent)],
+    ['bundle', async () => add('bundle.engine', await bundleRun(hub, bundleId, independent))],
+    ['dag.direct', () => directWorkflow(clients, dag)],
+    ['dag.bundle', async () => add('dag.engine', await bundleRun(hub, bundleId, dag))],
+  ];
+  for (let rep = 0; rep < reps; rep++) {
+    // Alternate the order so that no path always runs on a warmer or cooler machine.
+    for (const [k, fn] of rep % 2 === 0 ? paths : [...paths].reverse()) await time(k, fn);
+  }
+
+  const s = (k: string): Summary => summarize(timings[k]!);
+  const med = (k: string) => s(k).median;
+  printTable(
+    `Three independent ${delayMs} ms steps on three servers (stdio), ${reps} runs, wall time, median`,
+    [
+      { name: '(a) direct SDK, 3 clients in parallel (ceiling)', value: s('direct'), unit: 'ms' },
+      { name: '(b) REST calls one by one', value: s('sequential'), unit: 'ms' },
+      { name: '(c) parallel bundle (POST execute)', value: s('bundle'), unit: 'ms' },
+      { name: '    of which the engine run (durationMs)', value: s('bundle.engine'), unit: 'ms' },
+    ],
+  );
+  printTable(`20-step DAG (4 layers of 5) of ${dagMs} ms steps on three servers, ${reps} runs, median`, [
+    { name: 'direct SDK, each step when its deps are done', value: s('dag.direct'), unit: 'ms' },
+    { name: 'parallel bundle (POST execute)', value: s('dag.bundle'), unit: 'ms' },
+    { name: '    of which the engine run (durationMs)', value: s('dag.engine'), unit: 'ms' },
+  ]);
+
+  console.log('\nGoals');
+  const goal = (name: string, value: string, met: boolean, target: string) =>
+    console.log(`  ${name.padEnd(52)} ${value.padStart(9)}  (goal ${target}) ${met ? 'PASS' : 'MISS'}`);
+  const less = (1 - med('bundle') / med('sequential')) * 100;
+  goal('bundle: wall time less than sequential REST', `${less.toFixed(1)} %`, less >= 60, '≥ 60 %');
+  const ceiling = med('bundle') / med('direct');
+  goal('bundle / direct-parallel ceiling', `${ceiling.toFixed(3)}×`, ceiling <= 1.05, '≤ 1.05×');
+  const perStep = (med('bundle') - med('direct')) / independent.length;
+  goal('bundle overhead per step, 3 steps', `${perStep.toFixed(2)} ms`, perStep < 1, '< 1 ms');
+  const dagPerStep = (med('dag.bundle') - med('dag.direct')) / dag.length;
+  goal('DAG overhead per step, 20 steps', `${dagPerStep.toFixed(2)} ms`, dagPerStep < 1, '< 1 ms');
+  console.log(
+    `  (DAG: bundle / direct ${(med('dag.bundle') / med('dag.direct')).toFixed(2)}×; hub on ${database})`,
+  );
+} finally {
+  await Promise.all(clients.map((c) => c.close()));
+  await hub.close();
+}
