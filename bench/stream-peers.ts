@@ -16,6 +16,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Client, SSEClientTransport, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StreamClient } from '../src/client/stream-client.js';
+import { perRequestSignalFetch } from '../src/mcp/upstream-transport.js';
 import { projectRoot } from '../src/paths.js';
 import { freePort, rssMb } from '../test/helpers/processes.js';
 import {
@@ -221,8 +222,11 @@ async function startPeer(config: PeerConfig): Promise<RunningPeer> {
 
 async function peerSession(config: PeerConfig, url: URL, n: number): Promise<Session> {
   const client = new Client({ name: `bench-${n}`, version: '0' });
+  // The hub's own fix for the SDK's shared abort signal, so that the client side is not what slows a peer.
   const transport =
-    config.transport === 'sse' ? new SSEClientTransport(url) : new StreamableHTTPClientTransport(url);
+    config.transport === 'sse'
+      ? new SSEClientTransport(url, { fetch: perRequestSignalFetch })
+      : new StreamableHTTPClientTransport(url, { fetch: perRequestSignalFetch });
   await client.connect(transport);
   return {
     async echo(message) {
