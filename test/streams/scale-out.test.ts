@@ -3,6 +3,9 @@
  * shared. PostgreSQL only: an embedded PGlite database cannot be shared by two processes.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createClient } from 'redis';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +14,7 @@ import type { StreamStopped, TopicMessage } from '../../src/realtime/stream-even
 import { createPostgresDatabase } from '../helpers/db.js';
 import { flakyServer } from '../helpers/hub.js';
 import { type HubProcess, processToken, startHubProcess } from '../helpers/hub-process.js';
+import { type Child, freePort, startChild } from '../helpers/processes.js';
 import { until } from '../helpers/stream-hub.js';
 
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -141,7 +145,10 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
     const bob = await join(b, alice.streamId, 'bob');
     const carol = await join(b, alice.streamId, 'carol');
     const dave = await join(a, alice.streamId, 'dave');
-    const [toAlice, toBob, toCarol, toDave] = [alice, bob, carol, dave].map(topicInbox);
+    const toAlice = topicInbox(alice);
+    const toBob = topicInbox(bob);
+    const toCarol = topicInbox(carol);
+    const toDave = topicInbox(dave);
     await Promise.all([alice, bob, carol, dave].map((c) => c.connect()));
     expect(await alice.subscribe('news')).toEqual({ ok: true });
     expect(await bob.subscribe('news')).toEqual({ ok: true });
@@ -255,4 +262,102 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
       expect(status.streams.some((s) => s.streamId === alice.streamId)).toBe(false);
     }
   });
+});
+
+/** A Redis server of this test's own, on a free port, whose data survives a restart (SHUTDOWN SAVE). */
+async function startRedis(port: number, dir: string): Promise<Child> {
+  const child = startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir], {});
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    const probe = createClient({ url, socket: { reconnectStrategy: false } });
+    probe.on('error', () => {});
+    try {
+      await probe.connect();
+      await probe.ping();
+      await probe.close();
+      return child;
+    } catch (err) {
+      if (i > 200 || child.proc.exitCode !== null)
+        throw new Error(`redis-server did not start: ${String(err)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+describe('a hub whose Redis goes away for a while', () => {
+  let redisDir: string;
+  let port: number;
+  let redis: Child | undefined;
+  let hub: HubProcess;
+  const clients: StreamClient[] = [];
+
+  beforeAll(async () => {
+    redisDir = await mkdtemp(path.join(tmpdir(), 'sb-redis-'));
+    port = await freePort();
+    redis = await startRedis(port, redisDir);
+    hub = await startHubProcess({
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      SWITCHBOARD_SEED_EXAMPLES: 'false',
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await hub?.stop();
+    await redis?.stop();
+    await rm(redisDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('reports it in /readyz, does not crash, and the stream goes on once Redis is back', async () => {
+    const res = await fetch(`${hub.base}/api/mcp/servers`, {
+      method: 'POST',
+      headers: hub.headers,
+      body: JSON.stringify({
+        name: 'flaky',
+        transport: 'stdio',
+        command: process.execPath,
+        args: [flakyServer],
+      }),
+    });
+    const serverId = ((await res.json()) as { server: { id: number } }).server.id;
+    const alice = await StreamClient.start({
+      baseUrl: hub.base,
+      apiToken: processToken,
+      serverId,
+      clientId: 'alice',
+    });
+    clients.push(alice);
+    await alice.connect();
+    expect((await alice.request('echo', { message: 'before' })).ok).toBe(true);
+
+    const stopping = redis?.proc;
+    const exited = new Promise<void>((resolve) =>
+      stopping?.exitCode === null ? stopping.once('exit', () => resolve()) : resolve(),
+    );
+    const admin = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
+    admin.on('error', () => {});
+    await admin.connect();
+    await admin.sendCommand(['SHUTDOWN', 'SAVE']).catch(() => {});
+    await exited;
+    admin.destroy();
+    redis = undefined;
+    let ready: Response | undefined;
+    for (let i = 0; i < 200; i++) {
+      ready = await fetch(`${hub.base}/readyz`);
+      if (ready.status === 503) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(ready?.status).toBe(503);
+    expect(await ready?.json()).toMatchObject({ reason: expect.stringMatching(/Redis/) });
+
+    // Asked while Redis is away: answered once it is back (its seq comes from Redis).
+    const during = alice.request('echo', { message: 'during' });
+    redis = await startRedis(port, redisDir);
+    expect(await during).toMatchObject({ ok: true, seq: expect.any(Number) });
+    expect(hub.child.proc.exitCode).toBe(null);
+    for (let i = 0; i < 200 && (await fetch(`${hub.base}/readyz`)).status !== 200; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect((await fetch(`${hub.base}/readyz`)).status).toBe(200);
+    expect((await alice.request('echo', { message: 'after' })).ok).toBe(true);
+  }, 120_000);
 });
