@@ -48,20 +48,101 @@ const filter = `($1::timestamptz IS NULL OR timestamp >= ($1::timestamptz AT TIM
 
 const isoTimestamp = `to_char(timestamp, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-// Every value as the text the export shows, so that neither path parses a row into JS values only to
-// serialize it again: ISO 8601 UTC dates, booleans as true/false, JSON as PostgreSQL writes it.
-const textColumns = EXPORT_COLUMNS.map((c) =>
+// Every value as the text the CSV shows, so that no path parses a row into JS values only to serialize it
+// again: ISO 8601 UTC dates, booleans as true/false, JSON as PostgreSQL writes it.
+const csvColumns = EXPORT_COLUMNS.map((c) =>
   c === 'timestamp' ? `${isoTimestamp} AS timestamp` : c === 'ok' ? 'ok::text AS ok' : c,
 ).join(', ');
 
-const jsonLine = `json_build_object(${EXPORT_COLUMNS.map((c) =>
-  c === 'timestamp' ? `'timestamp', ${isoTimestamp}` : `'${c}', ${c}`,
-).join(', ')})::text`;
+// JSON lines are built here from each column's text as PostgreSQL writes it (COPY's text format, or ::text
+// on the paged path): cheaper than json_build_object, which looks up the type of all 17 arguments anew on
+// every row and made the database the bottleneck of the export.
+const rawColumns = EXPORT_COLUMNS.join(', ');
+// id stays an integer: the keyset pages order by it.
+const textColumns = EXPORT_COLUMNS.map((c) => (c === 'id' ? c : `${c}::text AS ${c}`)).join(', ');
 
-// JSON text never holds a raw control character (json_build_object escapes them in strings), so with these
-// as delimiter and quote PostgreSQL's CSV writer never quotes a line: each row leaves byte for byte, plus \n.
-// The text format would not do: it escapes every backslash of the JSON.
-const rawLines = `FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02'`;
+type Kind = 'number' | 'string' | 'boolean' | 'json' | 'timestamp';
+const kinds: Record<(typeof EXPORT_COLUMNS)[number], Kind> = {
+  id: 'number',
+  timestamp: 'timestamp',
+  event_type: 'string',
+  server_id: 'number',
+  bundle_id: 'string',
+  stream_id: 'string',
+  tool_name: 'string',
+  outcome: 'string',
+  ok: 'boolean',
+  error_code: 'string',
+  source: 'string',
+  client_id: 'string',
+  config_version: 'number',
+  duration: 'number',
+  request_bytes: 'number',
+  response_bytes: 'number',
+  event_data: 'json',
+};
+const columnKinds = EXPORT_COLUMNS.map((c) => kinds[c]);
+const keys = EXPORT_COLUMNS.map((c, i) => `${i === 0 ? '{' : ','}"${c}":`);
+
+/** 'YYYY-MM-DD HH:MI:SS[.ffffff]' (a timestamp as PostgreSQL writes it) as ISO 8601 UTC in milliseconds. */
+function isoFromText(t: string): string {
+  const ms = t.length > 20 ? `${t.slice(20, 23)}00`.slice(0, 3) : '000';
+  return `${t.slice(0, 10)}T${t.slice(11, 19)}.${ms}Z`;
+}
+
+/** One export object as a JSON line, from the columns' text in EXPORT_COLUMNS order (null for NULL). */
+function jsonLine(values: readonly (string | number | null)[]): string {
+  let out = '';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] ?? null;
+    out += keys[i];
+    if (v === null) out += 'null';
+    else {
+      const kind = columnKinds[i];
+      if (kind === 'string') out += JSON.stringify(v);
+      else if (kind === 'timestamp') out += `"${isoFromText(String(v))}"`;
+      else if (kind === 'boolean') out += v === 't' || v === 'true' ? 'true' : 'false';
+      else out += v;
+    }
+  }
+  return `${out}}`;
+}
+
+const textEscapes: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+
+/** A field of COPY's text format: \N is NULL, backslash sequences stand for the characters they escape. */
+function copyField(field: string): string | null {
+  if (field === '\\N') return null;
+  if (!field.includes('\\')) return field;
+  return field.replace(/\\(.)/gs, (_, c: string) => textEscapes[c] ?? c);
+}
+
+/** COPY text-format output as JSON lines, each chunk's complete rows at a time (UTF-8 is cut only at \n). */
+async function* jsonLinesFromCopy(
+  chunks: AsyncIterable<Uint8Array>,
+  separator: string,
+): AsyncGenerator<string> {
+  let rest: Buffer | undefined;
+  let sep = '';
+  for await (const chunk of chunks) {
+    const bytes = rest
+      ? Buffer.concat([rest, chunk])
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const end = bytes.lastIndexOf(10);
+    if (end === -1) {
+      rest = bytes;
+      continue;
+    }
+    rest = bytes.subarray(end + 1);
+    let out = '';
+    for (const row of bytes.toString('utf8', 0, end).split('\n')) {
+      out += `${sep}${jsonLine(row.split('\t').map(copyField))}`;
+      sep = separator;
+    }
+    yield out;
+  }
+  if (sep !== '') yield separator === '\n' ? '\n' : '';
+}
 
 type Params = SqlValue[];
 
@@ -75,7 +156,7 @@ function filterParams(q: Omit<ExportQuery, 'format'>): Params {
 }
 
 /** Events of the export in id order (ids grow with time), as one query and as keyset pages. */
-export function exportQuery<R extends { id: number }>(
+export function exportQuery<R extends { id: unknown }>(
   q: Omit<ExportQuery, 'format'>,
   columns: string,
 ): StreamQuery<R> {
@@ -108,34 +189,25 @@ async function* copyChunks(
   query: ExportQuery,
   signal?: AbortSignal,
 ): AsyncGenerator<string | Uint8Array> {
-  const copyOut = db.copyOut!.bind(db);
   const params = filterParams(query);
-  const where = `FROM mcp_events WHERE ${filter} ORDER BY id`;
+  const copy = (columns: string, format: string) =>
+    db.copyOut!(`SELECT ${columns} FROM mcp_events WHERE ${filter} ORDER BY id`, params, format, { signal });
   if (query.format === 'csv') {
     yield header;
-    yield* copyOut(`SELECT ${textColumns} ${where}`, params, 'FORMAT csv', { signal });
-  } else if (query.format === 'ndjson') {
-    yield* copyOut(`SELECT ${jsonLine} ${where}`, params, rawLines, { signal });
-  } else {
-    yield* jsonArray(copyOut(`SELECT ${jsonLine} || ',' ${where}`, params, rawLines, { signal }));
+    yield* copy(csvColumns, 'FORMAT csv');
+    return;
   }
-}
-
-const COMMA_NEWLINE = 2;
-
-/**
- * `[`, the lines, `]` from lines that each end in ",\n": only the last two bytes seen are held back, since
- * the last line's comma is known to be the last only at the end.
- */
-async function* jsonArray(lines: AsyncIterable<Uint8Array>): AsyncGenerator<string | Uint8Array> {
-  let held: Uint8Array | undefined;
-  for await (const chunk of lines) {
-    const bytes: Uint8Array = held ? Buffer.concat([held, chunk]) : chunk;
-    if (held === undefined) yield '[\n';
-    held = bytes.subarray(bytes.length - COMMA_NEWLINE);
-    if (bytes.length > COMMA_NEWLINE) yield bytes.subarray(0, bytes.length - COMMA_NEWLINE);
+  const rows = copy(rawColumns, 'FORMAT text');
+  if (query.format === 'ndjson') {
+    yield* jsonLinesFromCopy(rows, '\n');
+    return;
   }
-  yield held === undefined ? '[]\n' : '\n]\n';
+  let empty = true;
+  for await (const text of jsonLinesFromCopy(rows, ',\n')) {
+    yield empty ? `[\n${text}` : text;
+    empty = false;
+  }
+  yield empty ? '[]\n' : '\n]\n';
 }
 
 async function* pagedChunks(
@@ -144,33 +216,26 @@ async function* pagedChunks(
   options: { signal?: AbortSignal; batchSize?: number },
 ): AsyncGenerator<string> {
   const batchSize = options.batchSize ?? EXPORT_BATCH;
-  const read = <R extends { id: number }>(columns: string) =>
+  const read = <R extends { id: unknown }>(columns: string) =>
     db.stream(exportQuery<R>(query, columns), { batchSize, signal: options.signal });
   if (query.format === 'csv') {
     yield header;
-    for await (const rows of read<Record<string, unknown> & { id: number }>(textColumns)) {
+    for await (const rows of read<Record<string, unknown> & { id: number }>(csvColumns)) {
       yield stringify(rows.map((r) => EXPORT_COLUMNS.map((c) => r[c])));
     }
     return;
   }
-  const lines = read<{ id: number; line: string }>(`id, ${jsonLine} AS line`);
-  if (query.format === 'ndjson') {
-    for await (const rows of lines) {
-      let out = '';
-      for (const row of rows) out += `${row.line}\n`;
-      yield out;
-    }
-    return;
-  }
-  let first = true;
-  yield '[';
-  for await (const rows of lines) {
+  const sep = query.format === 'ndjson' ? '\n' : ',\n';
+  let empty = true;
+  if (query.format === 'json') yield '[';
+  for await (const rows of read<Record<string, string | number | null> & { id: number }>(textColumns)) {
     let out = '';
     for (const row of rows) {
-      out += `${first ? '\n' : ',\n'}${row.line}`;
-      first = false;
+      out += `${empty ? (query.format === 'json' ? '\n' : '') : sep}${jsonLine(EXPORT_COLUMNS.map((c) => row[c]!))}`;
+      empty = false;
     }
     yield out;
   }
-  yield first ? ']\n' : '\n]\n';
+  if (query.format === 'ndjson') yield empty ? '' : '\n';
+  else yield empty ? ']\n' : '\n]\n';
 }

@@ -17,10 +17,11 @@ const tricky = [
   'tab\there',
   'ünïcødé ✓',
   "x'; DROP TABLE mcp_events; --",
-  // Backslashes and escapes that COPY's text format would rewrite, and the control characters the JSON
-  // export uses as COPY's delimiter and quote (\x01, \x02): every one must leave byte for byte.
+  // Backslashes, COPY's own markers (\N for NULL, \. for the end of data) and control characters, which
+  // COPY escapes and the export must turn back into the very same text.
   'C:\\temp\\new \\N \\.',
   '\\.',
+  '\\N',
   'json-ish \\u0000 \\n \\" \\\\',
   'ctl \x01 \x02 \x1f \x7f end',
   'cr\r\nlf',
@@ -249,7 +250,8 @@ describe.each(drivers)('GET /api/mcp/events/export on %s', (driver) => {
   async function exportBackends(): Promise<number> {
     const { rows } = await t.hub.db.query<{ n: number }>(
       `SELECT count(*) AS n FROM pg_stat_activity
-       WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '% FROM mcp_events WHERE %ORDER BY id%'
+       WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+         AND query LIKE '% FROM mcp_events WHERE %ORDER BY id%'
          AND state <> 'idle'`,
     );
     return rows[0]!.n;
