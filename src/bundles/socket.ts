@@ -79,8 +79,15 @@ export interface BundlesClientToServer {
 /** Follows and unfollows per second and socket (a burst of twice that): a follow may read the database. */
 export const FOLLOWS_PER_SECOND = 50;
 
+/** A follow whose database reads are done: what is left is synchronous (see deliver). */
+interface PreparedFollow {
+  target: FollowTarget;
+  /** The state of an execution not running in this hub when prepared. */
+  stored?: ExecutionResult;
+}
+
 interface SocketData {
-  follow: FollowTarget[];
+  follow: PreparedFollow[];
 }
 
 type BundlesSocket = Socket<BundlesClientToServer, BundlesServerToClient, Record<string, never>, SocketData>;
@@ -117,20 +124,24 @@ export function registerBundleNamespace(
   >;
   const matches = tokenMatcher(options.apiToken);
 
-  /** An unknown execution or bundle throws SB_ERR_NOT_FOUND. */
-  async function check(target: FollowTarget): Promise<void> {
+  /** The asynchronous part of a follow; an unknown execution or bundle throws SB_ERR_NOT_FOUND. */
+  async function prepare(target: FollowTarget): Promise<PreparedFollow> {
     if (target.executionId !== undefined) {
-      if (!service.liveExecution(target.executionId)) await service.getExecution(target.executionId);
-    } else if (target.bundleId !== undefined) {
-      await service.get(target.bundleId);
+      // Read from the database only when not running here: then it has ended, or runs in another hub, and
+      // this hub publishes nothing more of it (an execution runs here from before its id is known).
+      if (service.liveExecution(target.executionId)) return { target };
+      return { target, stored: await service.getExecution(target.executionId) };
     }
+    await service.get(target.bundleId!);
+    return { target };
   }
 
   /**
-   * Sends the snapshot and joins the room in one turn of the event loop, after the last await: updates are
-   * published synchronously, so none can fall between the two (missed) or precede the snapshot (repeated).
+   * Sends the snapshot and joins the room in one go: updates are published synchronously, so none can fall
+   * between the two (missed) or precede the snapshot (repeated). False when the execution ended here since
+   * it was prepared (its end must then be read from the database).
    */
-  async function follow(socket: BundlesSocket, target: FollowTarget): Promise<void> {
+  function deliver(socket: BundlesSocket, { target, stored }: PreparedFollow): boolean {
     const send = (state: ExecutionResult) =>
       socket.emit(BundleServerEvents.state, {
         type: BundleServerEvents.state,
@@ -139,14 +150,18 @@ export function registerBundleNamespace(
         state,
       });
     if (target.executionId !== undefined) {
-      // Read from the database only when not running here: then it has ended, or runs in another hub, and
-      // this hub publishes nothing more of it (an execution runs here from before its id is known).
-      send(service.liveExecution(target.executionId) ?? (await service.getExecution(target.executionId)));
+      const state = service.liveExecution(target.executionId) ?? stored;
+      if (!state) return false;
+      send(state);
     } else {
-      await service.get(target.bundleId!);
       for (const state of service.liveExecutionsOf(target.bundleId!)) send(state);
     }
     socket.join(roomOf(target));
+    return true;
+  }
+
+  async function follow(socket: BundlesSocket, target: FollowTarget): Promise<void> {
+    while (!deliver(socket, await prepare(target)));
   }
 
   ns.use(originCheck(options.allowedOrigins));
@@ -164,9 +179,9 @@ export function registerBundleNamespace(
     const targets: FollowTarget[] = [];
     if (auth.data.executionId !== undefined) targets.push({ executionId: auth.data.executionId });
     if (auth.data.bundleId !== undefined) targets.push({ bundleId: auth.data.bundleId });
-    Promise.all(targets.map(check)).then(
-      () => {
-        socket.data.follow = targets;
+    Promise.all(targets.map(prepare)).then(
+      (prepared) => {
+        socket.data.follow = prepared;
         next();
       },
       (err: unknown) =>
@@ -189,9 +204,19 @@ export function registerBundleNamespace(
       success: false,
       error: (isHubError(err) ? err : new HubError('SB_ERR_INTERNAL', String(err))).toJSON(),
     });
-    for (const target of socket.data.follow) {
-      follow(socket, target).catch((err: unknown) => {
-        options.log.warn({ err, target }, 'could not follow what the handshake named');
+    // A socket's follows and unfollows take effect in the order sent: an unfollow must not be overtaken by
+    // a follow still reading the database.
+    let previous: Promise<unknown> = Promise.resolve();
+    const inTurn = (run: () => Promise<void>): Promise<void> => {
+      const next = previous.then(run);
+      previous = next.catch(() => {});
+      return next;
+    };
+    // In the turn that sends the connect packet: once a client is connected, what it named is followed.
+    for (const prepared of socket.data.follow) {
+      if (deliver(socket, prepared)) continue;
+      inTurn(() => follow(socket, prepared.target)).catch((err: unknown) => {
+        options.log.warn({ err, target: prepared.target }, 'could not follow what the handshake named');
         socket.disconnect(true);
       });
     }
@@ -202,7 +227,7 @@ export function registerBundleNamespace(
         if (refused) return reply(ack, failure(refused));
         const target = followTargetSchema.safeParse(payload);
         if (!target.success) return reply(ack, failure(validation(target.error)));
-        run(target.data).then(
+        inTurn(() => run(target.data)).then(
           () => reply(ack, { success: true, following: target.data }),
           (err: unknown) => reply(ack, failure(err)),
         );
