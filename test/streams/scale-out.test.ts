@@ -177,6 +177,12 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
     await until(() => toAlice.length === 3 && toBob.length === 3, 'the response as a topic-message');
     expect(toAlice[2]).toMatchObject({ topic: 'news', from: 'carol', data: { id: response.id, ok: true } });
 
+    const redis = createClient({ url: redisUrl });
+    await redis.connect();
+    // Each hub's namespace of the stream has the adapter's subscriptions while its sockets are connected.
+    expect((await redis.pubSubChannels(`${prefix}*${alice.streamId}*`)).length).toBeGreaterThanOrEqual(2);
+    await redis.close();
+
     await dave.publish('other', 'nobody listens');
     await settle();
     expect(toCarol).toEqual([]);
@@ -260,6 +266,18 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
         streams: { streamId: string }[];
       };
       expect(status.streams.some((s) => s.streamId === alice.streamId)).toBe(false);
+    }
+
+    // Its namespaces are gone on both hubs, and with them the adapter's Redis subscriptions.
+    const redis = createClient({ url: redisUrl });
+    await redis.connect();
+    try {
+      const channels = () => redis.pubSubChannels(`${prefix}*${alice.streamId}*`);
+      for (let i = 0; i < 100 && (await channels()).length > 0; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(await channels()).toEqual([]);
+    } finally {
+      await redis.close();
     }
   });
 });
