@@ -8,4 +8,7 @@ ALTER TABLE mcp_bundle_executions ADD COLUMN owner_instance VARCHAR(255);
 ALTER TABLE mcp_bundle_executions ADD COLUMN heartbeat_at TIMESTAMP;
 -- Why the execution as a whole failed, when no step says it: { code, message, details }.
 ALTER TABLE mcp_bundle_executions ADD COLUMN error JSONB;
-CREATE INDEX mcp_bundle_executions_running ON mcp_bundle_executions (heartbeat_at) WHERE status = 'running';
+-- What the periodic search for stale executions reads (src/bundles/queries.ts lockStaleExecutions): the
+-- running rows only, by their last sign of life, whatever the size of the table.
+CREATE INDEX mcp_bundle_executions_running ON mcp_bundle_executions ((COALESCE(heartbeat_at, started_at)))
+  WHERE status = 'running';
