@@ -181,9 +181,9 @@ async function benchExport(db: Db, url: string): Promise<void> {
   const copyS = results.copy!;
   printTable(`PostgreSQL: export ${N.toLocaleString('en-US')} events`, [
     { name: 'COPY (SELECT …) TO STDOUT', value: copyS, unit: 'rows/s' },
-    { name: 'export NDJSON (COPY, csv with raw lines)', value: results.ndjson!, unit: 'rows/s' },
-    { name: 'export JSON (COPY, lines + commas)', value: results.json!, unit: 'rows/s' },
-    { name: 'export CSV (COPY, FORMAT csv)', value: results.csv!, unit: 'rows/s' },
+    { name: 'export NDJSON (COPY text → JSON lines in Node)', value: results.ndjson!, unit: 'rows/s' },
+    { name: 'export JSON (same, as an array)', value: results.json!, unit: 'rows/s' },
+    { name: 'export CSV (COPY, FORMAT csv, by PostgreSQL)', value: results.csv!, unit: 'rows/s' },
   ]);
   for (const format of ['ndjson', 'json', 'csv']) {
     ratioLine(`export ${format.toUpperCase()} / COPY`, results[format]!.median / copyS.median, 0.5, 'min');

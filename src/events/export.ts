@@ -3,10 +3,10 @@ import type { Db, SqlValue, StreamQuery } from '../db/db.js';
 import type { ExportFormat, ExportQuery } from './payloads.js';
 
 /**
- * The event export. On a PostgreSQL server the database writes the bytes: one `COPY (SELECT …) TO STDOUT`
- * (PostgreSQL's CSV writer does the quoting; JSON lines come from json_build_object) whose output is passed
- * on chunk by chunk. Elsewhere (PGlite) rows come from Db.stream as keyset pages of pre-formatted text and
- * leave one batch at a time. Either way memory holds one chunk or batch whatever the size of the export,
+ * The event export. On a PostgreSQL server one `COPY (SELECT …) TO STDOUT` reads the rows: for CSV its
+ * output is the export (PostgreSQL's CSV writer does the quoting), for JSON its text format is turned into
+ * JSON lines one chunk at a time. Elsewhere (PGlite) rows come from Db.stream as keyset pages of the
+ * columns' text and leave one batch at a time. Either way memory holds one chunk or batch whatever the size of the export,
  * nothing is read from the database before the previous chunk has been taken (back-pressure), and a
  * consumer that stops (the HTTP client went away) ends the query.
  */
@@ -141,7 +141,6 @@ async function* jsonLinesFromCopy(
     }
     yield out;
   }
-  if (sep !== '') yield separator === '\n' ? '\n' : '';
 }
 
 type Params = SqlValue[];
@@ -199,7 +198,12 @@ async function* copyChunks(
   }
   const rows = copy(rawColumns, 'FORMAT text');
   if (query.format === 'ndjson') {
-    yield* jsonLinesFromCopy(rows, '\n');
+    let empty = true;
+    for await (const text of jsonLinesFromCopy(rows, '\n')) {
+      yield text;
+      empty = false;
+    }
+    if (!empty) yield '\n';
     return;
   }
   let empty = true;
