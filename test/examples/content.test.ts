@@ -68,7 +68,6 @@ describe('content server: protocol', () => {
   it('exits by itself, with code 0, when the client closes its stdin', async () => {
     const exit = await exitAfterStdinEnds('content');
     expect(exit).toMatchObject({ code: 0, signal: null });
-    expect(exit.ms).toBeLessThan(2_000);
   });
 
   it('declares its tunables in the tool list', async () => {
