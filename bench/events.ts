@@ -113,7 +113,7 @@ async function benchAnalyze(label: string, db: Db, now: number): Promise<number[
         for (const q of bareQueries) await db.query(q, [1, since.toISOString(), until.toISOString()]);
       })();
     const hub = () => analyzeEvents(db, { serverId: 1, since, until });
-    // The bundle rule's pattern mining is not an aggregate: it sorts the window's recent calls of every server.
+    // The bundle rule's pattern mining is not an aggregate: it follows the server's recent calls to their neighbours.
     const mining = () => toolPairs(db, { since, until, serverId: 1 }, RULES.bundle.minSupport, 5_000);
     // Warm-up: plans and caches.
     await bare();

@@ -339,11 +339,18 @@ const serverPairs = `WITH base AS (
      ORDER BY p.n DESC, p.server_id, p.tool_name`;
 
 /**
+ * Each call of one server mined costs two index probes (about as much as sorting five calls), so a server
+ * has this share of the sample: the same work as the sort over every server's calls.
+ */
+export const SERVER_SAMPLE_SHARE = 5;
+
+/**
  * Tool calls on two different servers made one right after the other by the same stream or client within
  * 10 minutes (the pattern of suggest_bundle_from_patterns(), restricted to the window); the support of a
- * pair is how often it occurred, first_calls how often its first tool was called. Only the `sample` most
- * recent tool calls are mined (a habit that is real shows in the recent calls): of every server when no
- * server is given, else of that server, with the pairs in which it comes first or second.
+ * pair is how often it occurred, first_calls how often its first tool was called. Only the most recent tool
+ * calls are mined (a habit that is real shows in the recent calls): `sample` calls of every server when no
+ * server is given, else `sample / SERVER_SAMPLE_SHARE` calls of that server, with the pairs in which it
+ * comes first or second.
  */
 export async function toolPairs(
   db: Queryable,
@@ -355,7 +362,11 @@ export async function toolPairs(
   const { rows } =
     scope.serverId === undefined
       ? await db.query<ToolPairRow>(allPairs, params)
-      : await db.query<ToolPairRow>(serverPairs, [...params, scope.serverId]);
+      : await db.query<ToolPairRow>(serverPairs, [
+          ...params.slice(0, 3),
+          Math.max(1, Math.ceil(sample / SERVER_SAMPLE_SHARE)),
+          scope.serverId,
+        ]);
   return rows;
 }
 

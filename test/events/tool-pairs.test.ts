@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ToolPairRow, toolPairs } from '../../src/events/queries.js';
+import { SERVER_SAMPLE_SHARE, type ToolPairRow, toolPairs } from '../../src/events/queries.js';
 import { drivers, openTestDb, type TestDb } from '../helpers/db.js';
 import { insertEvents, prng, type TestEvent } from '../helpers/events.js';
 
@@ -155,7 +155,7 @@ describe.each(drivers)('the bundle rule’s tool pairs on %s', (driver) => {
       .sort((a, b) => b.timestamp.getTime() - a.timestamp.getTime());
     const sample = Math.floor(serverCalls.length / 2);
     const cut = serverCalls[sample - 1]!.timestamp;
-    const rows = await toolPairs(t.db, { since, until, serverId: 1 }, 1, sample);
+    const rows = await toolPairs(t.db, { since, until, serverId: 1 }, 1, sample * SERVER_SAMPLE_SHARE);
     // The sample starts at its oldest call: counts come from the calls from then on.
     const recent = reference(
       all.filter((e) => e.timestamp >= cut),
