@@ -18,7 +18,6 @@ import {
   heartbeatExecutions,
   insertBundle,
   insertExecution,
-  insertStepResult,
   listBundlesWithPerformance,
   listExecutions,
   lockStaleExecutions,
@@ -27,6 +26,7 @@ import {
   softDeleteBundle,
   updateBundle,
 } from './queries.js';
+import { StepResultWriter } from './step-results.js';
 import {
   type ExecutionStatus,
   type ExecutionSummary,
@@ -115,7 +115,6 @@ function liveResult(executionId: string, live: LiveExecution): ExecutionResult {
 }
 
 const randomSuffix = () => randomBytes(4).toString('hex');
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** What live views (the /mcp-bundles namespace, a UI) follow of executions; names defined once here. */
 export const executionUpdateTypes = {
@@ -315,7 +314,6 @@ export class BundleService {
     const plan = await this.#plan(bundle, workflow);
     const executionId = `exec-${Date.now()}-${randomSuffix()}`;
     const { db, events, log } = this.#d;
-    const writes: Promise<void>[] = [];
     const run = new WorkflowRun(plan, {
       caller: this.#d.pool,
       bundleId: bundle.id,
@@ -327,19 +325,7 @@ export class BundleService {
         this.#publish({ type: 'step-progress', executionId, bundleId: bundle.id, step: step.step, progress }),
       onStepEnd: (step, outcome) => {
         this.#publish({ type: 'step-finished', executionId, bundleId: bundle.id, step: { ...step } });
-        writes.push(
-          rowWritten
-            .then((written) =>
-              // After the steps that this end lets start have been sent: on PGlite a write holds the thread.
-              written ? nextTurn().then(() => insertStepResult(db, executionId, step)) : undefined,
-            )
-            .then(
-              () => {},
-              (err: unknown) => {
-                log.error({ err, executionId, step: step.step }, 'could not store a step result');
-              },
-            ),
-        );
+        results.add(step);
         events.emit({
           type: 'bundle_step',
           bundleId: bundle.id,
@@ -383,6 +369,7 @@ export class BundleService {
       () => true,
       () => false,
     );
+    const results = new StepResultWriter(db, executionId, rowWritten, log);
     // Before run() starts: its first steps start synchronously.
     this.#publish({
       type: 'execution-started',
@@ -400,7 +387,6 @@ export class BundleService {
         run.status = 'failed';
         summary = run.summary();
       }
-      await Promise.all(writes);
       if (!(await rowWritten)) {
         this.#live.delete(executionId);
         const result = toResult(executionId, bundle.id, summary);
@@ -409,7 +395,7 @@ export class BundleService {
       }
       let counted = true;
       try {
-        counted = await db.transaction((tx) =>
+        counted = await results.finish((tx) =>
           finishExecution(tx, {
             id: executionId,
             bundleId: bundle.id,
