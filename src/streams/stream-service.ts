@@ -199,6 +199,8 @@ function reachesLive(
 export class StreamService {
   readonly #sessions = new Map<string, Session>();
   readonly #loading = new Map<string, Promise<Session>>();
+  /** Idle streams being stopped or let go of (over Redis that outlasts a tick). */
+  readonly #expiring = new Set<Session>();
   readonly #store: StreamStore;
   readonly #limits: StreamLimits;
   readonly #tokenTtlMs: number;
@@ -876,10 +878,17 @@ export class StreamService {
       // Shared keys expire after a while without activity; connected sockets keep them.
       if (this.#store.shared && s.peers.size > 0) this.#touch(s, 0);
       const running = [...s.inFlight.values()].some((m) => m.size > 0);
-      if (s.peers.size === 0 && !running && now - s.lastActivity > this.#idleTimeoutMs)
-        this.#expire(s).catch((err: unknown) =>
-          this.o.log.warn({ err, streamId: s.id }, 'could not stop idle stream'),
-        );
+      if (
+        s.peers.size === 0 &&
+        !running &&
+        now - s.lastActivity > this.#idleTimeoutMs &&
+        !this.#expiring.has(s)
+      ) {
+        this.#expiring.add(s);
+        this.#expire(s)
+          .catch((err: unknown) => this.o.log.warn({ err, streamId: s.id }, 'could not stop idle stream'))
+          .finally(() => this.#expiring.delete(s));
+      }
     }
     this.#store.sweep(Date.now());
     this.#flushing = this.#flushing.then(() => this.#flush());
