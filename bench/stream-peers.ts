@@ -397,6 +397,10 @@ export async function runPeerComparison(options: PeerComparisonOptions): Promise
       summarize(hub).median / best.median,
       5,
     );
+    // The load on a shared machine drifts between runs: the ratio within each run (same minutes) is steadier.
+    const peer = runs[`${best.name}|${count}|conc`]!;
+    if (hub.length > 1 && hub.length === peer.length)
+      console.log(`    per run: ${hub.map((h, i) => `${(h / peer[i]!).toFixed(2)}×`).join(', ')}`);
   }
   if (problems('hub') > 0) console.log('  the hub itself gave wrong or failed answers: see the table');
 }
