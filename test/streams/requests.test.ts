@@ -67,7 +67,8 @@ describe('requests over a stream', () => {
     expect(await flaky.cancel('long')).toEqual({ ok: true });
     const response = await pending;
     expect(response).toMatchObject({ id: 'long', ok: false, error: { code: 'SB_ERR_CANCELLED' } });
-    expect(response.durationMs).toBeLessThan(2_000);
+    // Ended by the cancel, not by the 5 s sleep.
+    expect(response.durationMs).toBeLessThan(5_000);
     // The server saw the cancellation.
     let stats: { cancellations: number } = { cancellations: 0 };
     const poll = async () => {
