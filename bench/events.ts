@@ -63,6 +63,8 @@ function* eventRows(n: number, now: number): Generator<unknown[][]> {
       1 + (i % 3 === 0 ? 1 : 0),
       200,
       800 + (i % 500),
+      i % 40 === 0 ? (i * 31) % 200 : 0,
+      1 + (i % 4),
     ]);
     if (batch.length === 10_000) {
       yield batch;

@@ -53,6 +53,8 @@ export const EVENT_COLUMNS = [
   'config_version',
   'request_bytes',
   'response_bytes',
+  'queue_ms',
+  'concurrency',
 ] as const;
 
 /** One mcp_events row, values in EVENT_COLUMNS order; event_data is already JSON text. */
@@ -107,6 +109,8 @@ export function eventToRow(event: HubEvent): EventRow {
     int4(event.configVersion),
     int4(event.requestBytes),
     int4(event.responseBytes),
+    int4(event.queueMs),
+    int4(event.concurrency),
   ];
 }
 

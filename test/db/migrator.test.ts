@@ -90,13 +90,32 @@ describe.each(drivers)('migrations on %s', (driver) => {
     expect(score.rows[0]!.a).toBe(100);
     // 9/10 succeeded, 1/10 timed out: 60×0.9 + 30 + 10×0.9
     expect(score.rows[0]!.b).toBe(93);
+    // Ten more sessions, without y: y follows x more often than chance (lift 0.9 / (9/20) = 2).
+    await t.db.copyRows(
+      'mcp_events',
+      cols,
+      Array.from({ length: 10 }, (_, i) => [
+        'tool_call',
+        ids[0],
+        'z',
+        true,
+        'success',
+        10,
+        `alone${i}`,
+        new Date(start + i * 1000),
+      ]),
+    );
     const suggested = await t.db.query<{
       server_ids: number[];
       tools: string[];
       support: number;
       confidence: number;
-    }>('SELECT * FROM suggest_bundle_from_patterns()');
-    expect(suggested.rows[0]).toEqual({ server_ids: ids, tools: ['x', 'y'], support: 10, confidence: 1 });
+      lift: number;
+    }>('SELECT server_ids, tools, support, confidence, lift FROM suggest_bundle_from_patterns()');
+    // x → y in 9 of the 10 sessions: the first y failed, and failed calls are not evidence.
+    expect(suggested.rows).toEqual([
+      { server_ids: ids, tools: ['x', 'y'], support: 9, confidence: 0.9, lift: 2 },
+    ]);
   });
 });
 

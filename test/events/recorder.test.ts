@@ -98,6 +98,8 @@ describe.each(drivers)('EventRecorder on %s', (driver) => {
       durationMs: 12.6,
       requestBytes: 345,
       responseBytes: 6789,
+      queueMs: 4.4,
+      concurrency: 2,
       data: { args: { url: 'https://example.test' }, nested: [1, 'two'] },
     };
     bus.emit(event);
@@ -122,6 +124,8 @@ describe.each(drivers)('EventRecorder on %s', (driver) => {
         config_version: 3,
         request_bytes: 345,
         response_bytes: 6789,
+        queue_ms: 4,
+        concurrency: 2,
       },
       {
         event_type: 'api_call',
@@ -140,6 +144,8 @@ describe.each(drivers)('EventRecorder on %s', (driver) => {
         config_version: null,
         request_bytes: null,
         response_bytes: null,
+        queue_ms: null,
+        concurrency: null,
       },
     ]);
   });

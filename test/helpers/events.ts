@@ -19,6 +19,8 @@ export interface TestEvent {
   config_version?: number | null;
   request_bytes?: number | null;
   response_bytes?: number | null;
+  queue_ms?: number | null;
+  concurrency?: number | null;
 }
 
 /** Inserts events with COPY, as the recorder does. */
