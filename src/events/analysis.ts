@@ -27,6 +27,16 @@ export const RULES = Object.freeze({
   errorBurst: { rise: 0.15, minCalls: 10 },
   /** Average request + response size of a tool, in bytes. */
   largePayload: { avgBytes: 256 * 1024, minCalls: 5 },
+  /**
+   * Calls waited for a max_concurrency slot: at least `share` of them, and the waiting adds up to at least
+   * `waitRatio` of the time spent executing (critical from `criticalRatio`).
+   */
+  queueing: { share: 0.1, waitRatio: 0.25, criticalRatio: 1, minCalls: 20 },
+  /**
+   * A stdio server's processes handle calls one at a time: calls that shared a process with others executed
+   * at least `slowdown` times (and `minExtraMs` longer) than calls that had a process to themselves.
+   */
+  saturation: { slowdown: 2, minExtraMs: 5, minCalls: 10 },
   /** Tools on two servers called one after the other this often (support) and this consistently. */
   bundle: { minSupport: 5, minConfidence: 0.8 },
 });
@@ -183,6 +193,84 @@ const num = (v: unknown, fallback: number): number =>
 
 const kib = (bytes: number) => `${Math.round(bytes / 1024)} KiB`;
 
+const MAX_INSTANCES = 16;
+const MAX_CONCURRENCY = 1024;
+
+/**
+ * Queueing and saturation under the config in force. When the processes are saturated, more slots would
+ * only move the queue into them: the way out is more processes, so both rules then suggest `instances`.
+ */
+function slotRules(server: ScopeServerRow, v: ConfigVersionRow): Recommendation[] {
+  const out: Recommendation[] = [];
+  const instances = num(server.config.instances, configDefaults.instances);
+  const maxConcurrency = num(server.config.max_concurrency, configDefaults.max_concurrency);
+  const moreInstances = { instances: Math.min(MAX_INSTANCES, instances * 2) };
+  const { saturation, queueing } = RULES;
+  const slowdown =
+    v.uncrowded_exec_avg && v.crowded_exec_avg !== null ? v.crowded_exec_avg / v.uncrowded_exec_avg : null;
+  const saturated =
+    server.transport === 'stdio' &&
+    instances < MAX_INSTANCES &&
+    slowdown !== null &&
+    v.uncrowded >= saturation.minCalls &&
+    v.crowded >= saturation.minCalls &&
+    slowdown >= saturation.slowdown &&
+    v.crowded_exec_avg! - v.uncrowded_exec_avg! >= saturation.minExtraMs;
+  if (saturated) {
+    out.push({
+      id: 'stdio_saturated',
+      severity: 'warning',
+      serverId: server.id,
+      message: `${server.name}: calls that shared a process with others took ${round(slowdown, 1)}× as long (${Math.round(v.crowded_exec_avg!)} ms vs ${Math.round(v.uncrowded_exec_avg!)} ms): its ${instances} process${instances === 1 ? '' : 'es'} handle${instances === 1 ? 's' : ''} calls one at a time; raise instances`,
+      evidence: {
+        configVersion: v.config_version,
+        instances,
+        uncrowdedCalls: v.uncrowded,
+        uncrowdedExecAvgMs: round(v.uncrowded_exec_avg),
+        crowdedCalls: v.crowded,
+        crowdedExecAvgMs: round(v.crowded_exec_avg),
+        callsPerProcessWhenCrowded: round(v.crowded_per_process),
+        slowdown: round(slowdown, 3),
+        threshold: saturation.slowdown,
+      },
+      suggestedChange: moreInstances,
+    });
+  }
+  const share = rate(v.queued, v.slot_measured);
+  const waitRatio = v.exec_ms_total > 0 ? v.queue_ms_total / v.exec_ms_total : null;
+  if (
+    v.slot_measured >= queueing.minCalls &&
+    share !== null &&
+    waitRatio !== null &&
+    share >= queueing.share &&
+    waitRatio >= queueing.waitRatio
+  ) {
+    const waited = v.queue_ms_total / v.queued;
+    out.push({
+      id: 'queueing_at_max_concurrency',
+      severity: waitRatio >= queueing.criticalRatio ? 'critical' : 'warning',
+      serverId: server.id,
+      message: `${server.name}: ${Math.round(share * 100)}% of tool calls waited for one of its ${maxConcurrency} slots (${Math.round(waited)} ms on average); calls spent ${Math.round(waitRatio * 100)}% as much time waiting as executing; ${saturated ? 'its processes are saturated: raise instances' : 'raise max_concurrency if the server can take more calls at once'}`,
+      evidence: {
+        configVersion: v.config_version,
+        calls: v.slot_measured,
+        queuedCalls: v.queued,
+        queuedShare: round(share, 4),
+        avgWaitMs: round(waited),
+        waitMsTotal: Math.round(v.queue_ms_total),
+        execMsTotal: Math.round(v.exec_ms_total),
+        waitToExecRatio: round(waitRatio, 3),
+        maxConcurrency,
+        threshold: { share: queueing.share, waitRatio: queueing.waitRatio },
+      },
+      suggestedChange: saturated
+        ? moreInstances
+        : { max_concurrency: Math.min(MAX_CONCURRENCY, maxConcurrency * 2) },
+    });
+  }
+  return out;
+}
+
 /** Rule-based recommendations, each with the figures that triggered it; most severe first. */
 export function recommend(input: AnalysisInput): Recommendation[] {
   const out: Recommendation[] = [];
@@ -219,6 +307,8 @@ export function recommend(input: AnalysisInput): Recommendation[] {
         suggestedChange: { timeout_ms: suggested },
       });
     }
+
+    if (current) out.push(...slotRules(server, current));
 
     const { frequentTimeouts } = RULES;
     if (stats && stats.n > 0) {

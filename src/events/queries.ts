@@ -190,7 +190,7 @@ export interface ServerCallStatsRow extends DurationRow {
   timeouts: number;
 }
 
-export interface ConfigVersionRow extends DurationRow {
+export interface ConfigVersionRow extends DurationRow, SlotStats {
   server_id: number;
   config_version: number;
   n: number;
@@ -201,19 +201,56 @@ export interface ConfigVersionRow extends DurationRow {
   last_at: Date;
 }
 
+/**
+ * How calls met the server's slots (max_concurrency) and processes (`instances` of its current config):
+ * execution time is a call's duration less its wait for a slot; a call is crowded when more calls than
+ * processes ran with it.
+ */
+export interface SlotStats {
+  /** Calls that say how long they waited (events recorded before the hub measured it do not). */
+  slot_measured: number;
+  /** Calls that had to wait for a slot. */
+  queued: number;
+  queue_ms_total: number;
+  exec_ms_total: number;
+  /** Calls with at most one call per process running (themselves included), and their mean execution time. */
+  uncrowded: number;
+  uncrowded_exec_avg: number | null;
+  /** Calls that shared a process with others, their mean execution time and calls per process. */
+  crowded: number;
+  crowded_exec_avg: number | null;
+  crowded_per_process: number | null;
+}
+
 /** Tool calls per server, and per (server, config version) the calls ran under, in one pass. */
 export async function callStats(
   db: Queryable,
   scope: EventScope,
 ): Promise<{ serverCalls: ServerCallStatsRow[]; configVersions: ConfigVersionRow[] }> {
   const { rows } = await db.query<ConfigVersionRow & { per_version: boolean }>(
-    `SELECT GROUPING(config_version) = 0 AS per_version, server_id, config_version,
+    `WITH processes AS (
+       SELECT id, GREATEST(COALESCE((config ->> 'instances')::int, 1), 1) AS n FROM mcp_servers
+     )
+     SELECT GROUPING(config_version) = 0 AS per_version, server_id, config_version,
             count(*) AS n, count(ok) AS judged, count(*) FILTER (WHERE ok) AS succeeded,
             count(*) FILTER (WHERE outcome = 'timeout') AS timeouts,
             min(timestamp) AS first_at, max(timestamp) AS last_at,
+            count(queue_ms) AS slot_measured,
+            count(*) FILTER (WHERE queue_ms > 0) AS queued,
+            COALESCE(sum(queue_ms), 0)::float8 AS queue_ms_total,
+            COALESCE(sum(duration - queue_ms), 0)::float8 AS exec_ms_total,
+            count(duration - queue_ms) FILTER (WHERE concurrency <= processes) AS uncrowded,
+            avg(duration - queue_ms) FILTER (WHERE concurrency <= processes)::float8 AS uncrowded_exec_avg,
+            count(duration - queue_ms) FILTER (WHERE concurrency > processes) AS crowded,
+            avg(duration - queue_ms) FILTER (WHERE concurrency > processes)::float8 AS crowded_exec_avg,
+            avg(concurrency::float8 / processes) FILTER (WHERE concurrency > processes) AS crowded_per_process,
             ${durationColumns}
-     FROM mcp_events
-     WHERE ${scopeFilter} AND event_type = 'tool_call' AND server_id IS NOT NULL
+     FROM (
+       SELECT e.server_id, e.config_version, e.ok, e.outcome, e.timestamp, e.duration, e.queue_ms, e.concurrency,
+              p.n AS processes
+       FROM mcp_events e JOIN processes p ON p.id = e.server_id
+       WHERE ${scopeFilter} AND event_type = 'tool_call'
+     ) calls
      GROUP BY GROUPING SETS ((server_id, config_version), (server_id))`,
     scopeParams(scope),
   );

@@ -17,6 +17,8 @@ const BURST = 3;
 const LARGE = 4;
 const TOGETHER = 5;
 const IDLE = 6;
+const QUEUED = 7;
+const SATURATED = 8;
 
 /** A healthy day: all three servers busy, fast, few tool errors, small payloads, no fixed sequences. */
 function healthyDay(n: number, seed: number): TestEvent[] {
@@ -44,6 +46,9 @@ function healthyDay(n: number, seed: number): TestEvent[] {
         request_bytes: 200 + Math.floor(rand() * 2000),
         response_bytes: 500 + Math.floor(rand() * 8000),
         source: 'rest',
+        // A few short waits for a slot; calls alone or with one or two others, no slower when together.
+        queue_ms: i % 40 === 3 ? 20 : 0,
+        concurrency: 1 + (i % 3),
       });
     }
   }
@@ -130,6 +135,25 @@ function scenarios(): TestEvent[] {
   for (let i = 0; i < 30; i++) {
     events.push(call(IDLE, i * MIN, {}));
     events.push(call(IDLE, i * MIN, { server_id: 2, tool_name: 'generate_content' }));
+  }
+  // Queued: server 2 (content) executes in 200 ms however many calls run, but half its calls first wait
+  // 300 ms for a slot.
+  for (let i = 0; i < 100; i++) {
+    const waited = i % 2 === 0 ? 300 : 0;
+    events.push(
+      call(QUEUED, i * MIN, {
+        server_id: 2,
+        tool_name: 'generate_content',
+        duration: 200 + waited,
+        queue_ms: waited,
+        concurrency: 1 + (i % 8),
+      }),
+    );
+  }
+  // Saturated: server 1 (seo, stdio, one process) takes 100 ms per call running with it: one at a time.
+  for (let i = 0; i < 100; i++) {
+    const running = 1 + (i % 5);
+    events.push(call(SATURATED, i * MIN, { duration: 100 * running, queue_ms: 0, concurrency: running }));
   }
   return events;
 }
@@ -324,6 +348,45 @@ describe.each(drivers)('GET /api/mcp/events/analyze on %s', (driver) => {
     expect(recs.map((r) => r.id)).toEqual(['bundle_tools']);
     expect(recs[0]).toMatchObject({
       evidence: { serverIds: [1, 2], tools: ['analyze_seo', 'generate_content'], support: 8, confidence: 1 },
+    });
+  });
+
+  it('flags queueing at max_concurrency (and not saturation: execution stays flat)', async () => {
+    // Server 3, registered before these days and without calls in them, is idle: that is another rule.
+    const recs = (await ids(QUEUED)).filter((r) => r.id !== 'idle_server');
+    expect(recs.map((r) => [r.id, r.serverId])).toEqual([['queueing_at_max_concurrency', 2]]);
+    expect(recs[0]).toMatchObject({
+      severity: 'warning',
+      evidence: {
+        calls: 100,
+        queuedCalls: 50,
+        queuedShare: 0.5,
+        avgWaitMs: 300,
+        waitMsTotal: 15_000,
+        execMsTotal: 20_000,
+        waitToExecRatio: 0.75,
+        maxConcurrency: 16,
+      },
+      suggestedChange: { max_concurrency: 32 },
+    });
+  });
+
+  it('flags a saturated stdio server (calls slow down with the calls sharing its process)', async () => {
+    const recs = (await ids(SATURATED)).filter((r) => r.id !== 'idle_server');
+    expect(recs.map((r) => [r.id, r.serverId])).toEqual([['stdio_saturated', 1]]);
+    // 20 calls ran alone (100 ms); 80 ran with 1–4 others: (200 + 300 + 400 + 500) / 4 = 350 ms.
+    expect(recs[0]).toMatchObject({
+      severity: 'warning',
+      evidence: {
+        instances: 1,
+        uncrowdedCalls: 20,
+        uncrowdedExecAvgMs: 100,
+        crowdedCalls: 80,
+        crowdedExecAvgMs: 350,
+        callsPerProcessWhenCrowded: 3.5,
+        slowdown: 3.5,
+      },
+      suggestedChange: { instances: 2 },
     });
   });
 
