@@ -239,13 +239,16 @@ export async function closeStaleExecution(
   return true;
 }
 
-export async function insertStepResult(db: Queryable, executionId: string, s: StepState): Promise<void> {
-  await db.query(
-    `INSERT INTO mcp_bundle_step_results (execution_id, step, step_id, server_index, server_id, tool_name,
-       status, ok, args, result, content, error, attempts, started_at, duration_ms)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13, $14, $15)
-     ON CONFLICT (execution_id, step) DO NOTHING`,
-    [
+const STEP_COLUMNS = `execution_id, step, step_id, server_index, server_id, tool_name, status, ok, args, result,
+  content, error, attempts, started_at, duration_ms`;
+const STEP_PARAMS = 15;
+
+/** VALUES rows for steps, their parameters numbered from `first`. */
+function stepValues(executionId: string, steps: readonly StepState[], first: number) {
+  const params: unknown[] = [];
+  const rows = steps.map((s) => {
+    const n = first + params.length;
+    params.push(
       executionId,
       s.step,
       s.id,
@@ -261,14 +264,36 @@ export async function insertStepResult(db: Queryable, executionId: string, s: St
       s.attempts,
       s.startedAt === null ? null : new Date(s.startedAt),
       s.durationMs,
-    ],
-  );
+    );
+    const p = (i: number) => `$${n + i}`;
+    return `(${p(0)}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}::jsonb, ${p(9)}::jsonb, ${p(10)}::jsonb, ${p(11)}::jsonb, ${p(12)}, ${p(13)}, ${p(14)})`;
+  });
+  return { rows: rows.join(', '), params };
+}
+
+// PostgreSQL takes at most 65,535 parameters per statement.
+const MAX_STEPS_PER_STATEMENT = Math.floor(65_535 / STEP_PARAMS) - 1;
+
+/** Stores step results, one statement per few thousand steps; a step stored already is left as it is. */
+export async function insertStepResults(
+  db: Queryable,
+  executionId: string,
+  steps: readonly StepState[],
+): Promise<void> {
+  for (let i = 0; i < steps.length; i += MAX_STEPS_PER_STATEMENT) {
+    const { rows, params } = stepValues(executionId, steps.slice(i, i + MAX_STEPS_PER_STATEMENT), 1);
+    await db.query(
+      `INSERT INTO mcp_bundle_step_results (${STEP_COLUMNS}) VALUES ${rows}
+       ON CONFLICT (execution_id, step) DO NOTHING`,
+      params,
+    );
+  }
 }
 
 /**
- * Ends an execution and counts it on its bundle (run it in a transaction). Returns false when another hub
- * had closed it as stale meanwhile (this hub stalled past the staleness): the stored outcome becomes the
- * real one, but the execution was counted then, so it is not counted again.
+ * Ends an execution, counts it on its bundle and stores the step results still to store, in one statement.
+ * Returns false when another hub had closed it as stale meanwhile (this hub stalled past the staleness): the
+ * stored outcome becomes the real one, but the execution was counted then, so it is not counted again.
  */
 export async function finishExecution(
   db: Queryable,
@@ -279,21 +304,39 @@ export async function finishExecution(
     context: Record<string, unknown>;
     durationMs: number;
   },
+  steps: readonly StepState[] = [],
 ): Promise<boolean> {
-  // The CTE locks the row first, so `previous` is the latest committed status, not the statement's snapshot.
+  if (steps.length > MAX_STEPS_PER_STATEMENT) {
+    await insertStepResults(db, e.id, steps);
+    return finishExecution(db, e);
+  }
+  const values = stepValues(e.id, steps, 6);
+  // The first CTE locks the row, so `previous` is the latest committed status, not the statement's snapshot.
+  // Every data-modifying CTE runs, referenced or not.
   const { rows } = await db.query<{ previous: string }>(
-    `WITH prev AS (SELECT status FROM mcp_bundle_executions WHERE id = $1 FOR UPDATE)
-     UPDATE mcp_bundle_executions e
-     SET status = $2, final_context = $3::jsonb, duration_ms = $4, finished_at = LOCALTIMESTAMP, error = NULL
-     FROM prev WHERE e.id = $1
-     RETURNING prev.status AS previous`,
-    [e.id, e.status, json(e.context), e.durationMs],
+    `WITH prev AS (SELECT status FROM mcp_bundle_executions WHERE id = $1 FOR UPDATE),
+     ended AS (
+       UPDATE mcp_bundle_executions e
+       SET status = $2, final_context = $3::jsonb, duration_ms = $4, finished_at = LOCALTIMESTAMP, error = NULL
+       FROM prev WHERE e.id = $1
+       RETURNING prev.status AS previous
+     ),
+     counted AS (
+       UPDATE mcp_bundles SET execution_count = COALESCE(execution_count, 0) + 1
+       WHERE id = $5 AND (SELECT previous FROM ended) = 'running'
+     )${
+       steps.length > 0
+         ? `,
+     stored AS (
+       INSERT INTO mcp_bundle_step_results (${STEP_COLUMNS}) VALUES ${values.rows}
+       ON CONFLICT (execution_id, step) DO NOTHING
+     )`
+         : ''
+     }
+     SELECT previous FROM ended`,
+    [e.id, e.status, json(e.context), e.durationMs, e.bundleId, ...values.params],
   );
-  if (rows[0]?.previous !== 'running') return false;
-  await db.query('UPDATE mcp_bundles SET execution_count = COALESCE(execution_count, 0) + 1 WHERE id = $1', [
-    e.bundleId,
-  ]);
-  return true;
+  return rows[0]?.previous === 'running';
 }
 
 export interface ExecutionRecord {

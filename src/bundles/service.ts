@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Progress, Tool } from '@modelcontextprotocol/client';
 import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
@@ -353,18 +354,21 @@ export class BundleService {
       },
     });
     // Written while the first steps run rather than before them (the steps' upstream calls are what the
-    // execution waits for); step results follow it, since they refer to it. If it cannot be written, the
-    // execution is cancelled and execute() fails: nothing of it is stored.
-    const stored = insertExecution(db, {
-      id: executionId,
-      bundleId: bundle.id,
-      config: bundle.config,
-      workflow,
-      context: input.context ?? {},
-      clientId: input.clientId ?? null,
-      startedAt: run.startedAt,
-      ownerInstance: this.instanceId,
-    });
+    // execution waits for), from the next turn of the event loop, once the first steps' requests are sent (on
+    // PGlite the statement holds the hub's thread). Step results follow it, since they refer to it. If it
+    // cannot be written, the execution is cancelled and execute() fails: nothing of it is stored.
+    const stored = nextTurn().then(() =>
+      insertExecution(db, {
+        id: executionId,
+        bundleId: bundle.id,
+        config: bundle.config,
+        workflow,
+        context: input.context ?? {},
+        clientId: input.clientId ?? null,
+        startedAt: run.startedAt,
+        ownerInstance: this.instanceId,
+      }),
+    );
     const rowWritten = stored.then(
       () => true,
       () => false,
@@ -395,14 +399,18 @@ export class BundleService {
       }
       let counted = true;
       try {
-        counted = await results.finish((tx) =>
-          finishExecution(tx, {
-            id: executionId,
-            bundleId: bundle.id,
-            status: summary.status,
-            context: summary.context,
-            durationMs: summary.durationMs,
-          }),
+        counted = await results.finish((steps) =>
+          finishExecution(
+            db,
+            {
+              id: executionId,
+              bundleId: bundle.id,
+              status: summary.status,
+              context: summary.context,
+              durationMs: summary.durationMs,
+            },
+            steps,
+          ),
         );
       } catch (err) {
         log.error({ err, executionId }, 'could not store the end of a bundle execution');

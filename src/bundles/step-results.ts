@@ -1,17 +1,17 @@
-import type { Db, Queryable } from '../db/db.js';
+import type { Db } from '../db/db.js';
 import type { Logger } from '../logger.js';
-import { insertStepResult } from './queries.js';
+import { insertStepResults } from './queries.js';
 import type { StepState } from './workflow-engine.js';
 
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** How long a finished step's result may wait to be written with others, or with the end of its execution. */
+export const STEP_RESULT_DELAY_MS = 250;
 
 /**
- * Stores the step results of one execution as the steps end, in as few commits as it can: results that end
- * while a write is under way (steps of equal latency end together) are written after it in one transaction,
- * and those still waiting when the run ends go in the transaction that stores its end (which does not wait
- * for a write under way, but the end is stored only when both are). On PostgreSQL each
- * commit waits for its WAL flush; on PGlite every statement holds the hub's own thread, so a write also
- * waits until the steps that the same end lets start have been sent.
+ * Stores the step results of one execution in as few statements as it can. A result waits up to
+ * STEP_RESULT_DELAY_MS for others, and those still waiting when the run ends are stored by the statement
+ * that stores its end: a run of short steps writes once, at its end. Every statement takes time from the
+ * steps in flight (on PGlite it runs on the hub's own thread), so writing while steps end would delay the
+ * steps that end next. The results are in memory meanwhile (GET executions/:id reads them there).
  */
 export class StepResultWriter {
   readonly #db: Db;
@@ -19,8 +19,8 @@ export class StepResultWriter {
   readonly #log: Logger;
   readonly #queue: StepState[] = [];
   readonly #ready: Promise<boolean>;
-  #chain: Promise<boolean>;
-  #scheduled = false;
+  #chain: Promise<unknown>;
+  #timer: NodeJS.Timeout | undefined;
   #finishing = false;
 
   /** `ready` resolves to whether the execution's row, which the results refer to, was written. */
@@ -35,53 +35,40 @@ export class StepResultWriter {
   /** Queues a step that has reached its final status. */
   add(step: StepState): void {
     this.#queue.push(step);
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    this.#chain = this.#chain.then(async (ready) => {
-      await nextTurn();
-      this.#scheduled = false;
-      if (ready && !this.#finishing) await this.#write(this.#queue.splice(0));
-      return ready;
-    });
+    if (this.#timer || this.#finishing) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const batch = this.#queue.splice(0);
+      this.#chain = this.#chain.then(async () => {
+        if (await this.#ready) await this.#write(batch);
+      });
+    }, STEP_RESULT_DELAY_MS);
   }
 
   /**
-   * Runs `last` in one transaction with the results still queued, and resolves once it and the writes
-   * under way are done. When those results cannot be stored, the failure is logged and `last` runs alone.
+   * Stores the end of the execution with `end(steps)`, given the results still waiting, once the writes
+   * under way are done. When that fails, the failure is logged and the end is stored alone: a result the
+   * database refuses must not leave the execution running.
    */
-  async finish<T>(last: (tx: Queryable) => Promise<T>): Promise<T> {
+  async finish<T>(end: (steps: StepState[]) => Promise<T>): Promise<T> {
     this.#finishing = true;
-    const [, result] = await Promise.all([this.#chain, this.#finish(last)]);
-    return result;
-  }
-
-  async #finish<T>(last: (tx: Queryable) => Promise<T>): Promise<T> {
-    const ready = await this.#ready;
-    const batch = this.#queue.splice(0);
-    if (ready && batch.length > 0) {
-      let stepsWritten = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#chain;
+    const batch = (await this.#ready) ? this.#queue.splice(0) : [];
+    if (batch.length > 0) {
       try {
-        return await this.#db.transaction(async (tx) => {
-          for (const step of batch) await insertStepResult(tx, this.#executionId, step);
-          stepsWritten = true;
-          return last(tx);
-        });
+        return await end(batch);
       } catch (err) {
-        if (stepsWritten) throw err;
         this.#failed(err, batch);
       }
     }
-    return this.#db.transaction(last);
+    return end([]);
   }
 
   async #write(batch: StepState[]): Promise<void> {
     try {
-      if (batch.length === 1) await insertStepResult(this.#db, this.#executionId, batch[0]!);
-      else {
-        await this.#db.transaction(async (tx) => {
-          for (const step of batch) await insertStepResult(tx, this.#executionId, step);
-        });
-      }
+      await insertStepResults(this.#db, this.#executionId, batch);
     } catch (err) {
       this.#failed(err, batch);
     }

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { insertBundle, insertExecution } from '../../src/bundles/queries.js';
-import { StepResultWriter } from '../../src/bundles/step-results.js';
+import { finishExecution, insertBundle, insertExecution } from '../../src/bundles/queries.js';
+import { STEP_RESULT_DELAY_MS, StepResultWriter } from '../../src/bundles/step-results.js';
 import type { StepState } from '../../src/bundles/workflow-engine.js';
 import type { Queryable } from '../../src/db/db.js';
 import { createLogger } from '../../src/logger.js';
@@ -68,17 +68,42 @@ describe.each(drivers)('step results of an execution on %s', (driver) => {
   });
   afterEach(() => t.drop());
 
-  it('writes a result while the run goes on, and those still queued in the transaction of the end', async () => {
+  const end = (steps: StepState[]) =>
+    finishExecution(
+      t.db,
+      { id: executionId, bundleId: 'bundle-writer', status: 'succeeded', context: {}, durationMs: 5 },
+      steps,
+    );
+  const execution = async () =>
+    (
+      await t.db.query<{ status: string; execution_count: number }>(
+        `SELECT e.status, b.execution_count FROM mcp_bundle_executions e JOIN mcp_bundles b ON b.id = e.bundle_id
+         WHERE e.id = $1`,
+        [executionId],
+      )
+    ).rows[0];
+
+  it('writes results together after a while when the run goes on, and those still queued with the end', async () => {
     const writer = new StepResultWriter(t.db, executionId, Promise.resolve(true), log());
     writer.add(step(0));
+    writer.add(step(1));
     for (let i = 0; i < 500 && (await stored()).length === 0; i++)
-      await new Promise((r) => setTimeout(r, 10));
-    expect(await stored()).toEqual([0]);
-    for (let i = 1; i < 5; i++) writer.add(step(i));
-    const seen = await writer.finish((tx) => stored(tx));
-    expect(seen).toEqual([0, 1, 2, 3, 4]);
+      await new Promise((r) => setTimeout(r, STEP_RESULT_DELAY_MS / 10));
+    expect(await stored()).toEqual([0, 1]);
+    for (let i = 2; i < 5; i++) writer.add(step(i));
+    expect(await writer.finish(end)).toBe(true);
     expect(await stored()).toEqual([0, 1, 2, 3, 4]);
+    expect(await execution()).toEqual({ status: 'succeeded', execution_count: 1 });
     expect(logged).toEqual([]);
+  });
+
+  it('an execution ended by another hub meanwhile is not counted again', async () => {
+    await t.db.query("UPDATE mcp_bundle_executions SET status = 'failed' WHERE id = $1", [executionId]);
+    const writer = new StepResultWriter(t.db, executionId, Promise.resolve(true), log());
+    writer.add(step(0));
+    expect(await writer.finish(end)).toBe(false);
+    expect(await stored()).toEqual([0]);
+    expect(await execution()).toEqual({ status: 'succeeded', execution_count: 0 });
   });
 
   it('stores the end when results cannot be stored, and logs the steps it lost', async () => {
@@ -86,17 +111,9 @@ describe.each(drivers)('step results of an execution on %s', (driver) => {
     writer.add(step(0));
     // No such server: the foreign key refuses the row.
     writer.add(step(1, serverId + 1000));
-    const end = await writer.finish(async (tx) => {
-      await tx.query("UPDATE mcp_bundle_executions SET status = 'succeeded' WHERE id = $1", [executionId]);
-      return 'ended';
-    });
-    expect(end).toBe('ended');
+    expect(await writer.finish(end)).toBe(true);
     expect(await stored()).toEqual([]);
-    const { rows } = await t.db.query<{ status: string }>(
-      'SELECT status FROM mcp_bundle_executions WHERE id = $1',
-      [executionId],
-    );
-    expect(rows[0]!.status).toBe('succeeded');
+    expect(await execution()).toEqual({ status: 'succeeded', execution_count: 1 });
     expect(logged.join('\n')).toContain('could not store step results');
     expect(JSON.parse(logged[0]!).steps).toEqual([0, 1]);
   });
