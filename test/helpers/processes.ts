@@ -51,7 +51,12 @@ export async function waitForHttp(url: string, timeoutMs: number, child?: Child)
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms${child ? `:\n${child.stderr()}` : ''}`);
+  const error = new Error(
+    `${url} did not answer within ${timeoutMs} ms${child ? `:\n${child.stderr()}` : ''}`,
+  );
+  // Nobody gets a handle on a child that never came up: stop it here, or it outlives the run.
+  await child?.stop();
+  throw error;
 }
 
 /** Resident memory of a process in MB, from /proc (Linux). */
