@@ -37,6 +37,12 @@ const envSchema = z.object({
     .max(64 * 1024 * 1024)
     .default(1024 * 1024),
   SWITCHBOARD_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(100_000_000).default(60_000),
+  SWITCHBOARD_STREAM_SLOW_CONSUMER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(4 * 1024 * 1024 * 1024)
+    .default(80 * 1024 * 1024),
   SWITCHBOARD_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   SWITCHBOARD_RECORD_EVENTS: bool.default(true),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -63,6 +69,8 @@ export interface Config {
   /** Requests per minute per client address on /api; 0 turns the limit off. */
   readonly rateLimitPerMinute: number;
   readonly shutdownGraceMs: number;
+  /** Bytes queued for one stream socket before it is cut off as too slow (it may resume with lastSeq). */
+  readonly streamSlowConsumerBytes: number;
   readonly recordEvents: boolean;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -114,6 +122,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bodyLimitBytes: e.SWITCHBOARD_BODY_LIMIT_BYTES,
     rateLimitPerMinute: e.SWITCHBOARD_RATE_LIMIT_PER_MINUTE,
     shutdownGraceMs: e.SWITCHBOARD_SHUTDOWN_GRACE_MS,
+    streamSlowConsumerBytes: e.SWITCHBOARD_STREAM_SLOW_CONSUMER_BYTES,
     recordEvents: e.SWITCHBOARD_RECORD_EVENTS,
     logLevel: e.LOG_LEVEL,
   });

@@ -13,6 +13,7 @@ import {
 import { authSchema } from './payloads.js';
 import type { RelayedMessage, StreamContext, StreamService } from './stream-service.js';
 import { toWireError } from './stream-service.js';
+import { writeBacklog } from './write-backlog.js';
 
 interface SocketData {
   ctx: StreamContext;
@@ -20,9 +21,6 @@ interface SocketData {
 }
 
 type StreamSocket = Socket<StreamClientToServer, StreamServerToClient, Record<string, never>, SocketData>;
-
-/** A socket whose outgoing buffer grows past this many packets is too slow: it is disconnected (it may resume with lastSeq). */
-const SLOW_CONSUMER_PACKETS = 10_000;
 
 const RELAY_EVENT = 'switchboard:stream-message';
 
@@ -75,6 +73,8 @@ export function registerStreamNamespace(
     const socket = raw as StreamSocket;
     const { ctx, lastSeq } = socket.data;
     const log = options.log.child({ streamId: ctx.streamId });
+    const limits = service.limits;
+    const backlog = writeBacklog(socket.conn);
     let detach: (() => void) | undefined;
     try {
       detach = service.attach(
@@ -82,10 +82,12 @@ export function registerStreamNamespace(
         {
           clientId: ctx.clientId,
           send(event, payload) {
-            const writeBuffer = (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer;
-            if (writeBuffer && writeBuffer.length > SLOW_CONSUMER_PACKETS) {
-              log.warn({ clientId: ctx.clientId }, 'disconnecting a slow stream consumer');
-              socket.disconnect(true);
+            const queued = backlog.measure();
+            if (queued.packets > limits.slowConsumerPackets || queued.bytes > limits.slowConsumerBytes) {
+              log.warn({ clientId: ctx.clientId, ...queued }, 'cutting off a slow stream consumer');
+              // Closing with discard frees its queue now; a plain disconnect would wait for the client to
+              // read it (or for the heartbeat to give up on it).
+              socket.conn.close(true);
               return;
             }
             (socket.emit as (e: string, p: unknown) => boolean)(event, payload);

@@ -60,6 +60,12 @@ export interface StreamLimits {
   maxTopicsPerStream: number;
   /** Bytes (as JSON) the replay buffer of one stream may hold, besides its buffer_size messages. */
   replayBufferBytes: number;
+  /**
+   * What one socket that does not read may have queued (encoded bytes, and packets) before it is cut off;
+   * both leave room for a full replay, which a reconnecting client is sent at once.
+   */
+  slowConsumerBytes: number;
+  slowConsumerPackets: number;
 }
 
 export interface StreamServiceOptions {
@@ -88,6 +94,8 @@ export const defaultStreamLimits: StreamLimits = {
   maxTopicsPerClient: 32,
   maxTopicsPerStream: 256,
   replayBufferBytes: 64 * 1024 * 1024,
+  slowConsumerBytes: 80 * 1024 * 1024,
+  slowConsumerPackets: MAX_BUFFER_SIZE + 10_000,
 };
 
 /**
