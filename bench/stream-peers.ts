@@ -42,6 +42,23 @@ const everythingCommand = `${process.execPath} ${everything} stdio`;
 // Both peers listen on every interface unless told otherwise; the preload pins them to 127.0.0.1.
 const loopbackOnly = path.join(projectRoot, 'test/helpers/loopback-listen.mjs');
 
+/** mcp-proxy relaying server-everything over stdio, serving `server` (SSE or Streamable HTTP) on loopback. */
+const mcpProxyArgs =
+  (server: 'sse' | 'stream') =>
+  (port: number): string[] => [
+    mcpProxy,
+    '--port',
+    `${port}`,
+    '--host',
+    '127.0.0.1',
+    '--server',
+    server,
+    '--',
+    process.execPath,
+    everything,
+    'stdio',
+  ];
+
 export const peerConfigs: PeerConfig[] = [
   {
     name: 'supergateway SSE',
@@ -68,37 +85,13 @@ export const peerConfigs: PeerConfig[] = [
   },
   {
     name: 'mcp-proxy SSE',
-    args: (port) => [
-      mcpProxy,
-      '--port',
-      `${port}`,
-      '--host',
-      '127.0.0.1',
-      '--server',
-      'sse',
-      '--',
-      process.execPath,
-      everything,
-      'stdio',
-    ],
+    args: mcpProxyArgs('sse'),
     path: '/sse',
     transport: 'sse',
   },
   {
     name: 'mcp-proxy stream (Streamable HTTP)',
-    args: (port) => [
-      mcpProxy,
-      '--port',
-      `${port}`,
-      '--host',
-      '127.0.0.1',
-      '--server',
-      'stream',
-      '--',
-      process.execPath,
-      everything,
-      'stdio',
-    ],
+    args: mcpProxyArgs('stream'),
     path: '/mcp',
     transport: 'streamable-http',
   },

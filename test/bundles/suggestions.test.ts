@@ -1,35 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BundleSuggestion as Suggestion } from '../../src/bundles/suggestions.js';
 import type { Db } from '../../src/db/db.js';
 import { drivers, openTestDb, type TestDb } from '../helpers/db.js';
 import { insertEvents, prng, type TestEvent } from '../helpers/events.js';
 import { flakyServer, startTestHub, type TestHub } from '../helpers/hub.js';
-
-interface Suggestion {
-  id: string;
-  serverIds: number[];
-  servers: string[];
-  tools: string[];
-  workflow: { steps: { server: number; tool: string; args: Record<string, unknown> }[] };
-  bundleConfig: Record<string, unknown>;
-  evidence: {
-    support: number;
-    confidence: number;
-    lift: number;
-    sessionsMined: number;
-    sessions: string[];
-    flows: {
-      fromStep: number;
-      toStep: number;
-      path: string;
-      argument: string;
-      share: number;
-      sessions: number;
-      reference: string;
-      used: boolean;
-    }[];
-  };
-  score: number;
-}
 
 /** A page per topic: analyze_seo finds its title, which the planted sessions pass on to generate_content. */
 const topics = [
@@ -136,7 +110,7 @@ describe.each(drivers)('bundle suggestions from usage on %s', (driver) => {
       tool: 'generate_content',
       args: { max_tokens: 60, topic: '{{steps.0.result.title}}' },
     });
-    expect(first!.workflow.steps[0]!.args.html).toMatch(/^<html lang="en"><head><title>/);
+    expect(first!.workflow.steps[0]!.args?.html).toMatch(/^<html lang="en"><head><title>/);
     const { evidence } = first!;
     expect(evidence.support).toBeGreaterThanOrEqual(200);
     expect(evidence.confidence).toBeGreaterThan(0.8);
