@@ -41,7 +41,8 @@ export const eventRoutes =
       {
         schema: {
           tags,
-          summary: 'Events as CSV, JSON or NDJSON, streamed from the database (COPY on PostgreSQL, keyset pages on PGlite)',
+          summary:
+            'Events as CSV, JSON or NDJSON, streamed from the database (COPY on PostgreSQL, keyset pages on PGlite)',
           querystring: exportQuerySchema,
         },
       },
