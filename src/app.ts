@@ -119,7 +119,7 @@ export async function buildApp(
   registerMetrics(app, metrics);
   registerOriginCheck(app, config.allowedOrigins);
   registerBearerAuth(app, apiToken.token);
-  await registerRateLimit(app, config.rateLimitPerMinute);
+  await registerRateLimit(app, config.rateLimitPerMinute, redis);
   await registerOpenApi(app, version);
   registerHealthRoutes(app, db, migrations, redis);
 
