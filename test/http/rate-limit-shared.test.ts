@@ -3,12 +3,11 @@
  * counted once, whichever hub answers. Needs `npm run build` (dist/src/main.js).
  */
 import { randomBytes } from 'node:crypto';
-import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase } from '../helpers/db.js';
 import { type HubProcess, startHubProcess } from '../helpers/hub-process.js';
+import { deleteRedisKeys, redisUrl } from '../helpers/redis.js';
 
-const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const LIMIT = 6;
 
 describe('REST rate limit shared by two hubs through Redis', () => {
@@ -34,12 +33,7 @@ describe('REST rate limit shared by two hubs through Redis', () => {
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
     await database?.drop();
-    const redis = createClient({ url: redisUrl });
-    await redis.connect();
-    const keys: string[] = [];
-    for await (const batch of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) keys.push(...batch);
-    if (keys.length > 0) await redis.del(keys);
-    await redis.close();
+    await deleteRedisKeys(prefix);
   }, 60_000);
 
   it('counts requests to either hub against one budget, and answers the one over it with 429', async () => {

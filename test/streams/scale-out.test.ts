@@ -15,9 +15,9 @@ import { createPostgresDatabase } from '../helpers/db.js';
 import { flakyServer } from '../helpers/hub.js';
 import { type HubProcess, processToken, startHubProcess } from '../helpers/hub-process.js';
 import { type Child, freePort, startChild } from '../helpers/processes.js';
+import { deleteRedisKeys, redisUrl } from '../helpers/redis.js';
 import { until } from '../helpers/stream-hub.js';
 
-const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
 describe('streams across two hub processes (PostgreSQL + Redis)', () => {
@@ -65,12 +65,7 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
     for (const c of clients) c.close();
     await Promise.all([a?.stop(), b?.stop()]);
     await database?.drop();
-    const redis = createClient({ url: redisUrl });
-    await redis.connect();
-    const keys: string[] = [];
-    for await (const batch of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) keys.push(...batch);
-    if (keys.length > 0) await redis.del(keys);
-    await redis.close();
+    await deleteRedisKeys(prefix);
   }, 60_000);
 
   it('both hubs report Redis ready', async () => {
