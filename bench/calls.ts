@@ -17,15 +17,11 @@ import {
   type Caller,
   directEverything,
   echoMessage,
-  measureCaller,
+  measure,
+  reps,
   startBenchHub,
 } from './lib/everything-hub.js';
 import { printTable, ratioLine, type Summary, summarize } from './lib/measure.js';
-
-const reps = Number(process.env.BENCH_REPS ?? 3);
-const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
-const concCalls = Number(process.env.BENCH_CONC ?? 4000);
-const measure = (call: Caller) => measureCaller(call, seqCalls, concCalls);
 
 /** A Fastify process from bench/: the bare HTTP floor, or the bare relay. */
 async function bare(script: string): Promise<{ call: Caller; close(): Promise<void> }> {

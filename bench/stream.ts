@@ -24,18 +24,15 @@ import {
   type Caller,
   directEverything,
   echoMessage,
-  measureCaller,
+  measure,
+  reps,
   startBenchHub,
 } from './lib/everything-hub.js';
 import { nowMs, printTable, ratioLine, type Summary, summarize } from './lib/measure.js';
 import { runPeerComparison } from './stream-peers.js';
 
-const reps = Number(process.env.BENCH_REPS ?? 3);
-const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
-const concCalls = Number(process.env.BENCH_CONC ?? 4000);
 const fanout = Number(process.env.BENCH_FANOUT ?? 1000);
 const polls = Number(process.env.BENCH_POLLS ?? 20);
-const measure = (call: Caller) => measureCaller(call, seqCalls, concCalls);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

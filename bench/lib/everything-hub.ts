@@ -15,6 +15,14 @@ export const echoMessage = 'x'.repeat(55);
 
 export type Caller = () => Promise<unknown>;
 
+/** The call benchmarks' settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 at 32 in flight). */
+export const reps = Number(process.env.BENCH_REPS ?? 3);
+const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
+const concCalls = Number(process.env.BENCH_CONC ?? 4000);
+
+/** measureCaller with the counts of the settings. */
+export const measure = (call: Caller) => measureCaller(call, seqCalls, concCalls);
+
 /** Throughput after a warm-up: `seqCalls` one at a time, then `concCalls` with 32 in flight. */
 export async function measureCaller(
   call: Caller,

@@ -4,11 +4,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openPgDb } from '../../src/db/pg-db.js';
 import { openPgliteDb } from '../../src/db/pglite-db.js';
-import { projectRoot } from '../../src/paths.js';
 import { createPostgresDatabase, drivers } from '../helpers/db.js';
+import { everythingServer } from '../helpers/hub.js';
 import { type HubProcess, startHubProcess } from '../helpers/hub-process.js';
-
-const everything = `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
 
 async function registerEverything(hub: HubProcess): Promise<number> {
   const res = await fetch(`${hub.base}/api/mcp/servers`, {
@@ -18,7 +16,7 @@ async function registerEverything(hub: HubProcess): Promise<number> {
       name: 'everything',
       transport: 'stdio',
       command: process.execPath,
-      args: [everything, 'stdio'],
+      args: [everythingServer, 'stdio'],
       config: { max_concurrency: 32 },
     }),
   });
