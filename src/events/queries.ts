@@ -330,16 +330,18 @@ const allPairs = `WITH calls AS (
 
 // The actor's call right after (direction '>') or right before ('<') call b, in the window.
 const neighbour = (direction: '>' | '<') => `(
-       SELECT e.server_id, e.tool_name, e.timestamp FROM mcp_events e
+       SELECT e.id, e.server_id, e.tool_name, e.timestamp FROM mcp_events e
        WHERE COALESCE(e.stream_id, e.client_id) = b.actor AND e.${patternCall.replaceAll(' AND ', ' AND e.')}
          AND (e.timestamp, e.id) ${direction} (b.timestamp, b.id)
          AND e.timestamp ${direction === '>' ? `< ${windowEnd}` : `>= ${windowStart}`}
        ORDER BY e.timestamp ${direction === '>' ? 'ASC' : 'DESC'}, e.id ${direction === '>' ? 'ASC' : 'DESC'}
        LIMIT 1)`;
 
-// One server ($5): only its own most recent calls are read, and for each the actor's next and previous
-// call, two probes of mcp_events_actor_calls; the calls of other servers that precede one of its calls
-// are counted (for the confidence) only for the few pairs with enough support.
+// One server ($5): only its own most recent calls are read, each followed to the actor's next call by one
+// probe of mcp_events_actor_calls. A call's previous one matters only when it is on another server, so
+// the backward probe is made only for the calls no forward probe reached (a call's predecessor is the call
+// whose successor it is): in a run of the server's own calls, only the first. The calls of other servers
+// that precede one of its calls are counted (for the confidence) only for the few pairs with enough support.
 const serverPairs = `WITH base AS (
        SELECT id, server_id, tool_name, timestamp, ${actor} AS actor
        FROM mcp_events
@@ -347,13 +349,20 @@ const serverPairs = `WITH base AS (
          AND ${patternCall} AND ${actor} IS NOT NULL
        ORDER BY timestamp DESC
        LIMIT $4
-     ), edges AS (
-       SELECT b.server_id, b.tool_name, n.server_id AS next_server, n.tool_name AS next_tool
+     ), forward AS (
+       SELECT b.server_id, b.tool_name, b.timestamp, n.id AS next_id, n.server_id AS next_server,
+              n.tool_name AS next_tool, n.timestamp AS next_at
        FROM base b CROSS JOIN LATERAL ${neighbour('>')} n
-       WHERE n.server_id <> b.server_id AND n.timestamp - b.timestamp <= interval '10 minutes'
+     ), unreached AS MATERIALIZED (
+       -- Materialized so that the anti-join runs before the backward probes, not after them.
+       SELECT * FROM base b WHERE NOT EXISTS (SELECT 1 FROM forward f WHERE f.next_id = b.id)
+     ), edges AS (
+       SELECT server_id, tool_name, next_server, next_tool
+       FROM forward
+       WHERE next_server <> server_id AND next_at - timestamp <= interval '10 minutes'
        UNION ALL
        SELECT p.server_id, p.tool_name, b.server_id, b.tool_name
-       FROM base b CROSS JOIN LATERAL ${neighbour('<')} p
+       FROM unreached b CROSS JOIN LATERAL ${neighbour('<')} p
        WHERE p.server_id <> b.server_id AND b.timestamp - p.timestamp <= interval '10 minutes'
      ), pairs AS (
        SELECT server_id, tool_name, next_server, next_tool, count(*) AS n
@@ -378,8 +387,9 @@ const serverPairs = `WITH base AS (
 /**
  * One server's own recent calls are a denser sample than every server's: each is followed to both of its
  * neighbours and every pair found involves the server. So it mines this share of the sample (200 calls of
- * the default 5,000, enough to show a habit above the rule's thresholds), at three row reads a call: about
- * the cost of one of analyze's aggregates over a day, where more calls made mining the slowest statement.
+ * the default 5,000, enough to show a habit above the rule's thresholds), at two row reads a call (three for
+ * the first of a run): about the cost of one of analyze's aggregates over a day, where more calls made
+ * mining the slowest statement.
  */
 export const SERVER_SAMPLE_SHARE = 25;
 
