@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Server, type Socket } from 'socket.io';
 import { HubError } from '../errors.js';
 import { isOriginAllowed } from '../http/origin-check.js';
+import { coalesceWebSocketWrites } from './coalesce-writes.js';
 
 export interface RealtimeOptions {
   allowedOrigins: readonly string[];
@@ -55,6 +56,7 @@ export function createSocketServer(app: FastifyInstance, options: RealtimeOption
     // Stream namespaces are created per stream; drop each once its last socket has left.
     cleanupEmptyChildNamespaces: true,
   });
+  coalesceWebSocketWrites(io);
   // The main namespace has no use; keep it closed to browsers from other origins too.
   io.use(originCheck(options.allowedOrigins));
   const closers: (() => Promise<void>)[] = [];
