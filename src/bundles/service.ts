@@ -8,6 +8,7 @@ import { HubError, isHubError, notFound } from '../errors.js';
 import type { HubEventBus } from '../events/hub-events.js';
 import type { Logger } from '../logger.js';
 import type { ServerRecord } from '../servers/payloads.js';
+import { BundleCache } from './bundle-cache.js';
 import type { CreateBundleInput, ExecuteBundleInput, UpdateBundleInput, Workflow } from './payloads.js';
 import {
   type BundlePerformance,
@@ -152,6 +153,13 @@ export class BundleService {
   readonly #live = new Map<string, LiveExecution>();
   readonly #listeners = new Set<ExecutionListener>();
   readonly #liveness: { heartbeatMs: number; staleAfterMs: number };
+  /**
+   * The bundles executions start from, on the embedded database only: it is opened by this process alone, so
+   * every edit goes through this service. Hubs sharing a PostgreSQL server cannot know of each other's edits
+   * in time (a message between hubs may arrive after the client's next request), so there each execution
+   * reads its bundle: one round trip that does not hold the hub's thread.
+   */
+  readonly #bundles: BundleCache<BundleRecord> | undefined;
   /** Names this process in mcp_bundle_executions.owner_instance. */
   readonly instanceId: string;
   #timer: NodeJS.Timeout | undefined;
@@ -160,6 +168,7 @@ export class BundleService {
 
   constructor(deps: BundleDeps) {
     this.#d = deps;
+    this.#bundles = deps.db.driver === 'pglite' ? new BundleCache() : undefined;
     this.instanceId = deps.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
     this.#liveness = deps.liveness ?? {
       heartbeatMs: EXECUTION_HEARTBEAT_MS,
@@ -290,13 +299,24 @@ export class BundleService {
     if (next.workflow && (patch.workflow || patch.serverIds || patch.bundleConfig)) {
       await this.#plan(next, next.workflow);
     }
-    const updated = await updateBundle(this.#d.db, next);
+    let updated: BundleRecord | undefined;
+    try {
+      updated = await updateBundle(this.#d.db, next);
+    } finally {
+      this.#bundles?.invalidate(id);
+    }
     if (!updated) throw notFound(`Bundle ${id}`, { bundleId: id });
     return toView(updated);
   }
 
   async remove(id: string): Promise<void> {
-    if (!(await softDeleteBundle(this.#d.db, id))) throw notFound(`Bundle ${id}`, { bundleId: id });
+    let deleted = false;
+    try {
+      deleted = await softDeleteBundle(this.#d.db, id);
+    } finally {
+      this.#bundles?.invalidate(id);
+    }
+    if (!deleted) throw notFound(`Bundle ${id}`, { bundleId: id });
   }
 
   /**
@@ -305,7 +325,7 @@ export class BundleService {
    */
   async execute(input: ExecuteBundleInput): Promise<{ executionId: string; done: Promise<ExecutionResult> }> {
     if (this.#closed) throw new HubError('SB_ERR_CLOSED', 'The bundle service');
-    const bundle = await this.#require(input.bundleId);
+    const bundle = await this.#require(input.bundleId, this.#bundles);
     const workflow = input.workflow ?? bundle.workflow;
     if (!workflow) {
       throw new HubError('SB_ERR_VALIDATION', `no workflow given, and bundle ${bundle.id} stores none`, {
@@ -373,7 +393,9 @@ export class BundleService {
       () => true,
       () => false,
     );
-    const results = new StepResultWriter(db, executionId, rowWritten, log);
+    // See WriteOptions: on PostgreSQL the end does not wait for the WAL flush.
+    const writes = { asyncCommit: db.driver === 'postgres' };
+    const results = new StepResultWriter(db, executionId, rowWritten, log, writes);
     // Before run() starts: its first steps start synchronously.
     this.#publish({
       type: 'execution-started',
@@ -410,6 +432,7 @@ export class BundleService {
               durationMs: summary.durationMs,
             },
             steps,
+            writes,
           ),
         );
       } catch (err) {
@@ -551,8 +574,10 @@ export class BundleService {
     await this.#tick;
   }
 
-  async #require(id: string): Promise<BundleRecord> {
-    const b = await findBundle(this.#d.db, id);
+  /** The live bundle, from `cache` when given (its execution_count is not kept current there). */
+  async #require(id: string, cache?: BundleCache<BundleRecord>): Promise<BundleRecord> {
+    const load = (bundleId: string) => findBundle(this.#d.db, bundleId);
+    const b = await (cache ? cache.get(id, load) : load(id));
     if (!b) throw notFound(`Bundle ${id}`, { bundleId: id });
     return b;
   }

@@ -1,6 +1,6 @@
 import type { Db } from '../db/db.js';
 import type { Logger } from '../logger.js';
-import { insertStepResults } from './queries.js';
+import { insertStepResults, type WriteOptions } from './queries.js';
 import type { StepState } from './workflow-engine.js';
 
 /** How long a finished step's result may wait to be written with others, or with the end of its execution. */
@@ -19,13 +19,15 @@ export class StepResultWriter {
   readonly #log: Logger;
   readonly #queue: StepState[] = [];
   readonly #ready: Promise<boolean>;
+  readonly #options: WriteOptions;
   #chain: Promise<unknown>;
   #timer: NodeJS.Timeout | undefined;
   #finishing = false;
 
   /** `ready` resolves to whether the execution's row, which the results refer to, was written. */
-  constructor(db: Db, executionId: string, ready: Promise<boolean>, log: Logger) {
+  constructor(db: Db, executionId: string, ready: Promise<boolean>, log: Logger, options: WriteOptions = {}) {
     this.#db = db;
+    this.#options = options;
     this.#executionId = executionId;
     this.#log = log;
     this.#ready = ready;
@@ -68,7 +70,7 @@ export class StepResultWriter {
 
   async #write(batch: StepState[]): Promise<void> {
     try {
-      await insertStepResults(this.#db, this.#executionId, batch);
+      await insertStepResults(this.#db, this.#executionId, batch, this.#options);
     } catch (err) {
       this.#failed(err, batch);
     }

@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { finishExecution, insertBundle, insertExecution } from '../../src/bundles/queries.js';
+import { findExecution, finishExecution, insertBundle, insertExecution } from '../../src/bundles/queries.js';
 import { STEP_RESULT_DELAY_MS, StepResultWriter } from '../../src/bundles/step-results.js';
 import type { StepState } from '../../src/bundles/workflow-engine.js';
 import type { Queryable } from '../../src/db/db.js';
+import { openPgDb } from '../../src/db/pg-db.js';
 import { createLogger } from '../../src/logger.js';
 import { drivers, openTestDb, type TestDb } from '../helpers/db.js';
 
@@ -116,6 +117,89 @@ describe.each(drivers)('step results of an execution on %s', (driver) => {
     expect(await execution()).toEqual({ status: 'succeeded', execution_count: 1 });
     expect(logged.join('\n')).toContain('could not store step results');
     expect(JSON.parse(logged[0]!).steps).toEqual([0, 1]);
+  });
+
+  it('stores every field of a result as it reads back, in a batch and with the end, with or without async commit', async () => {
+    const results: StepState[] = [
+      { ...step(0), content: [{ type: 'text', text: '{"slept":0}' }] },
+      {
+        ...step(1),
+        id: null,
+        status: 'failed',
+        ok: false,
+        result: undefined,
+        error: { code: 'SB_ERR_TOOL', message: 'it failed', details: { why: ['a', 1] } },
+        attempts: 3,
+      },
+      {
+        step: 2,
+        id: 's2',
+        server: 0,
+        serverId,
+        tool: 'sleep',
+        status: 'skipped',
+        ok: false,
+        error: { code: 'SB_ERR_DEPENDENCY', message: 'step 1 failed' },
+        attempts: 0,
+        durationMs: null,
+        startedAt: null,
+      },
+    ];
+    const asyncCommit = driver === 'postgres';
+    const writer = new StepResultWriter(t.db, executionId, Promise.resolve(true), log(), { asyncCommit });
+    writer.add(results[0]!);
+    for (let i = 0; i < 500 && (await stored()).length === 0; i++)
+      await new Promise((r) => setTimeout(r, STEP_RESULT_DELAY_MS / 10));
+    writer.add(results[1]!);
+    writer.add(results[2]!);
+    const ended = await writer.finish((rest) =>
+      finishExecution(
+        t.db,
+        { id: executionId, bundleId: 'bundle-writer', status: 'failed', context: { k: 'v' }, durationMs: 7 },
+        rest,
+        { asyncCommit },
+      ),
+    );
+    expect(ended).toBe(true);
+    const read = await findExecution(t.db, executionId);
+    expect(read).toMatchObject({ status: 'failed', durationMs: 7, finalContext: { k: 'v' } });
+    // JSON drops what is undefined, as the database does.
+    expect(read?.steps).toEqual(JSON.parse(JSON.stringify(results)));
+    expect(await execution()).toEqual({ status: 'failed', execution_count: 1 });
+    expect(logged).toEqual([]);
+  });
+
+  it.runIf(driver === 'postgres')('commits asynchronously only the statement that asks for it', async () => {
+    // One connection: a setting that outlived its statement would show in the next one.
+    const db = await openPgDb(t.url!, { max: 1 });
+    try {
+      const before = await db.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+      expect(before.rows[0]?.synchronous_commit).toBe('on');
+      const writer = new StepResultWriter(db, executionId, Promise.resolve(true), log(), {
+        asyncCommit: true,
+      });
+      writer.add(step(0));
+      for (let i = 0; i < 500 && (await stored(db)).length === 0; i++)
+        await new Promise((r) => setTimeout(r, STEP_RESULT_DELAY_MS / 10));
+      expect(await db.query('SHOW synchronous_commit')).toMatchObject({
+        rows: [{ synchronous_commit: 'on' }],
+      });
+      writer.add(step(1));
+      const end = (steps: StepState[]) =>
+        finishExecution(
+          db,
+          { id: executionId, bundleId: 'bundle-writer', status: 'succeeded', context: {}, durationMs: 5 },
+          steps,
+          { asyncCommit: true },
+        );
+      expect(await writer.finish(end)).toBe(true);
+      expect(await db.query('SHOW synchronous_commit')).toMatchObject({
+        rows: [{ synchronous_commit: 'on' }],
+      });
+      expect(await stored(db)).toEqual([0, 1]);
+    } finally {
+      await db.close();
+    }
   });
 
   it('writes nothing when the execution row was not written', async () => {
