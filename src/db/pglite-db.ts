@@ -1,56 +1,153 @@
 import { mkdir } from 'node:fs/promises';
-import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { Worker } from 'node:worker_threads';
 import { HubError } from '../errors.js';
 import {
   copyStatement,
   type Db,
   encodeCopyRows,
+  type Queryable,
   type QueryResult,
   type StreamOptions,
   type StreamQuery,
-  typeOids,
 } from './db.js';
+import type { WorkerReply, WorkerRequest, WorkerStart } from './pglite-protocol.js';
 
 const DEFAULT_BATCH = 1000;
 
-/** Embedded PostgreSQL (PGlite): file-backed in dataDir, or in memory when dataDir is undefined. */
+type Request = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+/** An error of the database's thread, with PostgreSQL's fields (code, detail, constraint…) kept. */
+function rebuildError(fields: Record<string, unknown>): Error {
+  const err = new Error(String(fields.message ?? 'embedded database error'));
+  for (const [k, v] of Object.entries(fields))
+    if (k !== 'message' && k !== 'stack') Object.assign(err, { [k]: v });
+  return err;
+}
+
+/**
+ * The database's thread and the requests waiting on it. The thread keeps the process alive only while a
+ * request waits, as an in-process database would. From source (tests and benches, run from the project
+ * root) the worker is TypeScript, loaded through tsx like the rest.
+ */
+async function startThread(dataDir: string | undefined) {
+  const workerData: WorkerStart = { dataDir };
+  const worker = import.meta.url.endsWith('.ts')
+    ? new Worker(
+        `import('tsx/esm/api')
+          .then(({ register }) => { register(); return import(${JSON.stringify(new URL('./pglite-worker.ts', import.meta.url).href)}); })`,
+        { eval: true, workerData },
+      )
+    : new Worker(new URL('./pglite-worker.js', import.meta.url), { workerData });
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  let stopped: HubError | undefined;
+  const keepAlive = () => (pending.size > 0 ? worker.ref() : worker.unref());
+  const stop = (why: string) => {
+    stopped ??= new HubError('SB_ERR_CLOSED', `Database (${why})`);
+    for (const p of pending.values()) p.reject(stopped);
+    pending.clear();
+    keepAlive();
+  };
+  const wait = (id: number) =>
+    new Promise<unknown>((resolve, reject) => {
+      if (stopped) return reject(stopped);
+      pending.set(id, { resolve, reject });
+      keepAlive();
+    });
+  worker.on('message', (r: WorkerReply) => {
+    const p = pending.get(r.id);
+    if (!p) return;
+    pending.delete(r.id);
+    keepAlive();
+    if (r.ok) p.resolve(r.value);
+    else p.reject(rebuildError(r.error));
+  });
+  worker.on('error', (err) => stop(`its thread failed: ${err.message}`));
+  worker.on('exit', (code) => stop(`its thread exited with code ${code}`));
+  const ready = wait(0);
+  try {
+    await ready;
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
+  return {
+    send(request: Request): Promise<unknown> {
+      if (stopped) return Promise.reject(stopped);
+      const id = nextId++;
+      worker.postMessage({ ...request, id });
+      return wait(id);
+    },
+    /** An answer that no request of its own asks for (a transaction's end), under a fresh id. */
+    expect(): { id: number; answer: Promise<unknown> } {
+      const id = nextId++;
+      return { id, answer: wait(id) };
+    },
+    async terminate(): Promise<void> {
+      stop('it was closed');
+      await worker.terminate();
+    },
+  };
+}
+
+/**
+ * Embedded PostgreSQL (PGlite), file-backed in dataDir or in memory when dataDir is undefined, on a thread
+ * of its own (src/db/pglite-worker.ts): statements run there, so the hub's thread goes on serving sockets
+ * and upstream calls while the database works. Values reach this thread by structured clone, which keeps
+ * what the pg driver returns too (Dates, numbers, parsed JSON).
+ */
 export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
   if (dataDir) await mkdir(dataDir, { recursive: true });
-  const pg = await PGlite.create(dataDir, {
-    parsers: { [typeOids.numeric]: Number, [typeOids.int8]: Number },
-  });
-  await pg.exec("SET TIME ZONE 'UTC'");
+  const thread = await startThread(dataDir);
   let closed = false;
-
-  const run = async <R>(q: PGlite | Transaction, text: string, params?: readonly unknown[]) => {
+  const open = () => {
     if (closed) throw new HubError('SB_ERR_CLOSED', 'Database');
-    const res = await q.query<R>(text, params as unknown[] | undefined);
-    // PGlite reports affectedRows 0 for a SELECT; pg's rowCount is the number of rows returned.
-    return { rows: res.rows, rowCount: res.fields.length > 0 ? res.rows.length : (res.affectedRows ?? 0) };
   };
+
+  const on = (tx: number | undefined): Queryable => ({
+    async query<R>(text: string, params?: readonly unknown[]) {
+      open();
+      return (await thread.send({ op: 'query', text, params, tx })) as QueryResult<R>;
+    },
+    async exec(script: string) {
+      open();
+      await thread.send({ op: 'exec', script, tx });
+    },
+  });
+  const direct = on(undefined);
 
   return {
     driver: 'pglite',
-    query: <R>(text: string, params?: readonly unknown[]) =>
-      run<R>(pg, text, params) as Promise<QueryResult<R>>,
-    async exec(script) {
-      if (closed) throw new HubError('SB_ERR_CLOSED', 'Database');
-      await pg.exec(script);
+    query: direct.query,
+    exec: direct.exec,
+    async transaction(fn) {
+      open();
+      const end = thread.expect();
+      // A begin that fails answers both ids; the begin's answer carries the error.
+      end.answer.catch(() => {});
+      const tx = (await thread.send({ op: 'begin', endId: end.id })) as number;
+      let result: Awaited<ReturnType<typeof fn>>;
+      try {
+        result = await fn(on(tx));
+      } catch (err) {
+        await thread.send({ op: 'end', tx, commit: false }).catch(() => {});
+        await end.answer.catch(() => {});
+        throw err;
+      }
+      await thread.send({ op: 'end', tx, commit: true });
+      await end.answer;
+      return result;
     },
-    transaction: (fn) =>
-      pg.transaction((tx) =>
-        fn({
-          query: <R>(text: string, params?: readonly unknown[]) => run<R>(tx, text, params),
-          exec: async (script) => {
-            await tx.exec(script);
-          },
-        }),
-      ),
     async copyRows(table, columns, rows) {
       if (rows.length === 0) return 0;
-      if (closed) throw new HubError('SB_ERR_CLOSED', 'Database');
-      const blob = new Blob([encodeCopyRows(rows)]);
-      await pg.query(copyStatement(table, columns, "'/dev/blob'"), [], { blob });
+      open();
+      const statement = copyStatement(table, columns, "'/dev/blob'");
+      await thread.send({ op: 'copy', statement, text: encodeCopyRows(rows) });
       return rows.length;
     },
     async *stream<R>(query: StreamQuery<R>, options: StreamOptions = {}) {
@@ -59,7 +156,7 @@ export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
       for (;;) {
         options.signal?.throwIfAborted();
         const page = query.page(after, limit);
-        const { rows } = await run<R>(pg, page.text, page.params);
+        const { rows } = await direct.query<R>(page.text, page.params);
         if (rows.length > 0) {
           after = rows[rows.length - 1];
           yield rows;
@@ -70,7 +167,8 @@ export async function openPgliteDb(dataDir: string | undefined): Promise<Db> {
     async close() {
       if (closed) return;
       closed = true;
-      await pg.close();
+      await thread.send({ op: 'close' }).catch(() => {});
+      await thread.terminate();
     },
   };
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StreamOptions, StreamQuery } from '../../src/db/db.js';
 import { EXPORT_COLUMNS } from '../../src/events/export.js';
 import { drivers } from '../helpers/db.js';
 import { insertEvents, prng, type TestEvent } from '../helpers/events.js';
@@ -190,6 +191,8 @@ describe.each(drivers)('GET /api/mcp/events/export on %s', (driver) => {
     // The export reads through copyOut where the driver has it (PostgreSQL), through stream elsewhere: rows
     // taken from the database are counted where they leave it (one line per row for NDJSON bytes).
     let rows = 0;
+    let pagesAsked = 0;
+    let pagesRead = 0;
     let ended = false;
     const counted = async function* <T>(inner: AsyncIterable<T>, count: (item: T) => number) {
       try {
@@ -210,8 +213,20 @@ describe.each(drivers)('GET /api/mcp/events/export on %s', (driver) => {
           return n;
         });
     } else {
-      db.stream = <R>(...args: Parameters<typeof stream<R>>) =>
-        counted(stream.apply(db, args) as AsyncIterable<R[]>, (batch) => batch.length);
+      // Pages are read on PGlite's own thread: one asked for before the buffers filled may still be coming.
+      db.stream = <R>(query: StreamQuery<R>, options?: StreamOptions) => {
+        const asking: StreamQuery<R> = {
+          ...query,
+          page(after, limit) {
+            pagesAsked++;
+            return query.page(after, limit);
+          },
+        };
+        return counted(stream.call(db, asking, options) as AsyncIterable<R[]>, (batch) => {
+          pagesRead++;
+          return batch.length;
+        });
+      };
     }
     try {
       await t.app.listen({ port: 0, host: '127.0.0.1' });
@@ -229,10 +244,13 @@ describe.each(drivers)('GET /api/mcp/events/export on %s', (driver) => {
       await new Promise((resolve) => res.once('data', resolve));
       res.pause();
       await new Promise((resolve) => setTimeout(resolve, 300));
+      await waitFor(() => pagesAsked === pagesRead);
       const whilePaused = rows;
+      const askedWhilePaused = pagesAsked;
       expect(whilePaused).toBeLessThan(15_000);
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(rows).toBe(whilePaused);
+      expect(pagesAsked).toBe(askedWhilePaused);
       if (driver === 'postgres') expect(await exportBackends()).toBe(1);
       req.destroy();
       await waitFor(() => ended);
