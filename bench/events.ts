@@ -1,8 +1,9 @@
 /**
  * Event analysis and export against their ceilings, in one run:
  *   analyze  — analyzeEvents() for one server (2 % of the events) vs the bare SQL aggregates it needs (the
- *              percentile aggregate overall / per event type / per tool, the one per config version, and the
- *              event-type counts), run one after the other on one connection; over the whole history and
+ *              percentile aggregate overall / per event type / per tool, the one per config version, the
+ *              event-type counts, the events per time bucket and the failures per error code), run one after
+ *              the other on one connection; over the whole history and
  *              over the last 24 hours. On PostgreSQL with BENCH_EVENTS rows and on PGlite with BENCH_PGLITE_EVENTS.
  *   export   — exportChunks() (the route's producer: COPY → NDJSON / JSON / CSV bytes) vs a bare
  *              `COPY (SELECT …) TO STDOUT` of the same columns, rows/s, on PostgreSQL; with the RSS growth seen
@@ -90,11 +91,16 @@ const bareFilter = `server_id = $1 AND timestamp >= ($2::timestamptz AT TIME ZON
 const pct = `avg(duration), percentile_cont(0.5) WITHIN GROUP (ORDER BY duration),
   percentile_cont(0.95) WITHIN GROUP (ORDER BY duration), percentile_cont(0.99) WITHIN GROUP (ORDER BY duration),
   max(duration), count(*) FILTER (WHERE ok), count(ok)`;
-const bareQueries = [
+/** What analyze must compute, each as the plainest statement: the figures, the time series, the errors. */
+const bareQueries = (bucketMs: number) => [
   `SELECT event_type, tool_name, ${pct} FROM mcp_events WHERE ${bareFilter}
    GROUP BY GROUPING SETS ((), (event_type), (tool_name))`,
   `SELECT config_version, ${pct} FROM mcp_events WHERE ${bareFilter} AND event_type = 'tool_call' GROUP BY config_version`,
   `SELECT event_type, count(*) FROM mcp_events WHERE ${bareFilter} GROUP BY event_type`,
+  `SELECT date_bin(make_interval(secs => ${bucketMs / 1000}), timestamp, timestamp '2000-01-01') AS bucket, count(*)
+   FROM mcp_events WHERE ${bareFilter} GROUP BY 1`,
+  `SELECT COALESCE(error_code, outcome, 'unknown') AS code, count(*) FROM mcp_events
+   WHERE ${bareFilter} AND ok = false GROUP BY 1`,
 ];
 
 async function timeIt(fn: () => Promise<unknown>): Promise<number> {
@@ -110,16 +116,16 @@ async function benchAnalyze(label: string, db: Db, now: number): Promise<number[
     ['24 hours', new Date(now - DAY)],
   ] as const) {
     const until = new Date(now + 60_000);
-    const bare = () =>
-      (async () => {
-        for (const q of bareQueries) await db.query(q, [1, since.toISOString(), until.toISOString()]);
-      })();
+
     const hub = () => analyzeEvents(db, { serverId: 1, since, until });
     // The bundle rule's pattern mining is not an aggregate: it follows the server's recent calls to their neighbours.
     const mining = () => toolPairs(db, { since, until, serverId: 1 }, RULES.bundle.minSupport, 5_000);
     // What analyze runs besides the mining: the server list, the grouping-sets pass and the per-version pass.
     const scope = { since, until, serverId: 1 };
     const bucketMs = bucketSizes[autoBucket(until.getTime() - since.getTime())];
+    const bare = async () => {
+      for (const q of bareQueries(bucketMs)) await db.query(q, [1, since.toISOString(), until.toISOString()]);
+    };
     const fixed = () =>
       Promise.all([scopeServers(db, 1), scopeStats(db, scope, bucketMs, 10), callStats(db, scope)]);
     // Warm-up: plans and caches.
