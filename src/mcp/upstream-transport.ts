@@ -89,24 +89,28 @@ export const perRequestSignalFetch: FetchLike = (url, init) =>
   fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
 
 /**
- * Messages sent to a stdio server in one turn of the event loop leave in one write: at 32 calls in flight
- * one read of the server's output resolves many calls, whose next requests would otherwise each cost a
- * syscall (a tenth of the hub's CPU under load). stdin is corked at a turn's first message and uncorked
- * once that turn's I/O callbacks have run, so nothing waits for a timer. The SDK keeps the child process
- * private; without it (not started, or another SDK layout) messages go out one by one as before.
+ * The messages sent to a stdio server after the first one in a turn of the event loop leave in one write:
+ * at 32 calls in flight one read of the server's output resolves many calls, whose next requests would
+ * otherwise each cost a syscall (a tenth of the hub's CPU under load). The first message of a turn goes out
+ * at once (a lone call waits for nothing); from the second on, stdin is corked until that turn's I/O
+ * callbacks have run. The SDK keeps the child process private; without it (not started, or another SDK
+ * layout) messages go out one by one as before.
  */
 function coalesceStdinWrites(transport: StdioClientTransport): void {
   const send = transport.send.bind(transport);
-  let corked = false;
+  let sentThisTurn = false;
   transport.send = (message) => {
     const stdin = (transport as unknown as { _process?: { stdin?: Writable | null } })._process?.stdin;
-    if (stdin && !corked && !stdin.destroyed) {
-      corked = true;
-      stdin.cork();
-      setImmediate(() => {
-        corked = false;
-        stdin.uncork();
-      });
+    if (stdin && !stdin.destroyed) {
+      if (!sentThisTurn) {
+        sentThisTurn = true;
+        setImmediate(() => {
+          sentThisTurn = false;
+          if (stdin.writableCorked > 0) stdin.uncork();
+        });
+      } else if (stdin.writableCorked === 0) {
+        stdin.cork();
+      }
     }
     return send(message);
   };

@@ -7,22 +7,37 @@ interface EngineConnection {
 }
 
 /**
- * Frames a connection sends in one turn of the event loop leave in one write. ws writes every frame with a
- * syscall of its own, and under load, when one read from an upstream server carries many answers, those
- * syscalls were the hub's largest single cost. The TCP socket is corked at a turn's first flush and uncorked
- * once that turn's I/O callbacks have run (setImmediate), so no frame waits for a timer.
+ * The frames a connection sends after its first one in a turn of the event loop leave in one write. ws
+ * writes every frame with a syscall of its own, and under load, when one read from an upstream server
+ * carries many answers for the same client, those syscalls were the hub's largest single cost. The first
+ * flush of a turn goes out at once (a lone answer, or one frame to each of many sockets in a fan-out, waits
+ * for nothing); from a connection's second flush on, its TCP socket is corked until that turn's I/O
+ * callbacks have run (setImmediate), so no frame waits for a timer.
  */
 export function coalesceWebSocketWrites(io: Server): void {
-  const corked = new WeakSet<NetSocket>();
+  let flushed = new Set<NetSocket>();
+  let corked: NetSocket[] = [];
+  let scheduled = false;
+  const endTurn = () => {
+    scheduled = false;
+    const toUncork = corked;
+    flushed = new Set();
+    corked = [];
+    for (const tcp of toUncork) tcp.uncork();
+  };
   io.engine.on('flush', (conn: EngineConnection) => {
     if (conn.transport.name !== 'websocket') return;
     const tcp = conn.transport.socket?._socket;
-    if (!tcp || corked.has(tcp) || tcp.destroyed) return;
-    corked.add(tcp);
-    tcp.cork();
-    setImmediate(() => {
-      corked.delete(tcp);
-      tcp.uncork();
-    });
+    if (!tcp || tcp.destroyed) return;
+    if (!flushed.has(tcp)) {
+      flushed.add(tcp);
+    } else if (tcp.writableCorked === 0) {
+      tcp.cork();
+      corked.push(tcp);
+    }
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(endTurn);
+    }
   });
 }
