@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BundleCache } from '../../src/bundles/bundle-cache.js';
-import { BundleService } from '../../src/bundles/service.js';
+import type { BundleService } from '../../src/bundles/service.js';
 import { isHubError } from '../../src/errors.js';
 import { drivers } from '../helpers/db.js';
-import { flakyServer, startTestHub, type TestHub } from '../helpers/hub.js';
+import { flakyServer, peerBundleService, startTestHub, type TestHub } from '../helpers/hub.js';
 
 describe('BundleCache', () => {
   it('loads a bundle once, then serves it from memory', async () => {
@@ -72,18 +72,7 @@ describe.each(drivers)('an edited bundle, on %s', (driver) => {
   beforeAll(async () => {
     t = await startTestHub(driver);
     serverId = await t.addStdioServer('flaky', [flakyServer]);
-    const { hub } = t;
-    other =
-      driver === 'postgres'
-        ? new BundleService({
-            db: hub.db,
-            events: hub.events,
-            log: hub.log,
-            config: hub.config,
-            servers: hub.registry,
-            pool: hub.pool,
-          })
-        : hub.bundles;
+    other = driver === 'postgres' ? peerBundleService(t.hub) : t.hub.bundles;
   });
   afterAll(async () => {
     if (other !== t?.hub.bundles) await other?.close();

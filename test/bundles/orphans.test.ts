@@ -4,11 +4,11 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type Hub } from '../../src/app.js';
-import { BundleService, type ExecutionUpdate } from '../../src/bundles/service.js';
+import type { BundleService, ExecutionUpdate } from '../../src/bundles/service.js';
 import { loadConfig } from '../../src/config.js';
 import type { Queryable } from '../../src/db/db.js';
 import { drivers, openTestDb, type TestDb } from '../helpers/db.js';
-import { flakyServer, testToken } from '../helpers/hub.js';
+import { flakyServer, peerBundleService, testToken } from '../helpers/hub.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -73,15 +73,7 @@ describe.each(drivers)('executions orphaned by a stopped hub, on %s', (driver) =
 
   /** Another hub process sharing the database, as far as executions go: its own instance id and timers. */
   async function peer(liveness: { heartbeatMs: number; staleAfterMs: number }): Promise<BundleService> {
-    const service = new BundleService({
-      db: hub.db,
-      events: hub.events,
-      log: hub.log,
-      config: hub.config,
-      servers: hub.registry,
-      pool: hub.pool,
-      liveness,
-    });
+    const service = peerBundleService(hub, liveness);
     extra.push(service);
     await service.start();
     return service;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { buildApp, type Hub } from '../../src/app.js';
+import { type BundleDeps, BundleService } from '../../src/bundles/service.js';
 import { type Env, loadConfig } from '../../src/config.js';
 import { projectRoot } from '../../src/paths.js';
 import { type Driver, openTestDb } from './db.js';
@@ -56,4 +57,20 @@ export async function startTestHub(driver: Driver, env: Env = {}): Promise<TestH
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The bundle service of another hub sharing this hub's database, pool and registry: its own instance id and
+ * timers, as a second hub process would have as far as bundles go. The caller closes it.
+ */
+export function peerBundleService(hub: Hub, liveness?: BundleDeps['liveness']): BundleService {
+  return new BundleService({
+    db: hub.db,
+    events: hub.events,
+    log: hub.log,
+    config: hub.config,
+    servers: hub.registry,
+    pool: hub.pool,
+    ...(liveness ? { liveness } : {}),
+  });
 }
