@@ -13,7 +13,7 @@
  * Settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 calls at 32 in flight),
  * BENCH_PEER_SEQ (1000) and BENCH_PEER_CONC (3000) for part 2,
  * BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval), BENCH_DB (`pglite`, or `postgres`
- * for a throwaway database on the local PostgreSQL: PGlite runs the recorder's COPY in the hub's own thread).
+ * for a throwaway database on the local PostgreSQL).
  */
 import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';

@@ -245,8 +245,7 @@ const STEP_COLUMNS = `execution_id, step, step_id, server_index, server_id, tool
 /**
  * The steps as one json parameter holding a record per step, keyed by column name, rather than fifteen
  * parameters per step: the statement's text and plan stay the same whatever the number of steps, which costs
- * PGlite (where the statement runs on the hub's own thread) a third less for 20 steps, and no statement comes
- * near PostgreSQL's limit of 65,535 parameters. A field left out (undefined) or null is NULL.
+ * PGlite a third less for 20 steps, and no statement comes near PostgreSQL's limit of 65,535 parameters. A field left out (undefined) or null is NULL.
  */
 function stepRecords(executionId: string, steps: readonly StepState[]): string | null {
   return json(

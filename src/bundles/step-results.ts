@@ -10,8 +10,8 @@ export const STEP_RESULT_DELAY_MS = 250;
  * Stores the step results of one execution in as few statements as it can. A result waits up to
  * STEP_RESULT_DELAY_MS for others, and those still waiting when the run ends are stored by the statement
  * that stores its end: a run of short steps writes once, at its end. Every statement takes time from the
- * steps in flight (on PGlite it runs on the hub's own thread), so writing while steps end would delay the
- * steps that end next. The results are in memory meanwhile (GET executions/:id reads them there).
+ * steps in flight (the database shares the machine's cores with them), so writing while steps end would
+ * delay the steps that end next. The results are in memory meanwhile (GET executions/:id reads them there).
  */
 export class StepResultWriter {
   readonly #db: Db;

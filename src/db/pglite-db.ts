@@ -69,9 +69,8 @@ async function startThread(dataDir: string | undefined) {
   });
   worker.on('error', (err) => stop(`its thread failed: ${err.message}`));
   worker.on('exit', (code) => stop(`its thread exited with code ${code}`));
-  const ready = wait(0);
   try {
-    await ready;
+    await wait(0);
   } catch (err) {
     await worker.terminate();
     throw err;

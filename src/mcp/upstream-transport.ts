@@ -6,6 +6,7 @@ import { DEFAULT_INHERITED_ENV_VARS, StdioClientTransport } from '@modelcontextp
 import { HubError } from '../errors.js';
 import type { ServerRecord } from '../servers/payloads.js';
 import { isCommandAllowed } from '../servers/stdio-allow.js';
+import { turnCoalescer } from '../write-coalescing.js';
 
 /** Everything needed to open one connection to a server, resolved from its record. Holds secrets: never log it. */
 export type TransportSpec =
@@ -88,30 +89,20 @@ const httpReconnection = {
 export const perRequestSignalFetch: FetchLike = (url, init) =>
   fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
 
+/** Shared by every stdio server: one end of turn uncorks them all. */
+const beforeStdinWrite = turnCoalescer();
+
 /**
- * The messages sent to a stdio server after the first one in a turn of the event loop leave in one write:
- * at 32 calls in flight one read of the server's output resolves many calls, whose next requests would
- * otherwise each cost a syscall (a tenth of the hub's CPU under load). The first message of a turn goes out
- * at once (a lone call waits for nothing); from the second on, stdin is corked until that turn's I/O
- * callbacks have run. The SDK keeps the child process private; without it (not started, or another SDK
+ * The messages sent to a stdio server in one turn of the event loop leave together (see turnCoalescer): at 32
+ * calls in flight one read of the server's output resolves many calls, whose next requests would otherwise
+ * each cost a syscall. The SDK keeps the child process private; without it (not started, or another SDK
  * layout) messages go out one by one as before.
  */
 function coalesceStdinWrites(transport: StdioClientTransport): void {
   const send = transport.send.bind(transport);
-  let sentThisTurn = false;
   transport.send = (message) => {
     const stdin = (transport as unknown as { _process?: { stdin?: Writable | null } })._process?.stdin;
-    if (stdin && !stdin.destroyed) {
-      if (!sentThisTurn) {
-        sentThisTurn = true;
-        setImmediate(() => {
-          sentThisTurn = false;
-          if (stdin.writableCorked > 0) stdin.uncork();
-        });
-      } else if (stdin.writableCorked === 0) {
-        stdin.cork();
-      }
-    }
+    if (stdin) beforeStdinWrite(stdin);
     return send(message);
   };
 }
