@@ -109,7 +109,8 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   return nowMs() - t0;
 }
 
-async function benchAnalyze(label: string, db: Db, now: number): Promise<number[]> {
+/** `goal`: the ratio analyze must stay within; the issue states it for PostgreSQL, PGlite's is reported only. */
+async function benchAnalyze(label: string, db: Db, now: number, goal?: number): Promise<number[]> {
   const ratios: number[] = [];
   for (const [name, since] of [
     [`${HISTORY_DAYS} days`, new Date(now - HISTORY_DAYS * DAY - 60_000)],
@@ -155,7 +156,7 @@ async function benchAnalyze(label: string, db: Db, now: number): Promise<number[
       { name: 'of which: the three other statements alone', value: summarize(fixedMs), unit: 'ms' },
     ]);
     ratios.push(h.median / b.median);
-    ratioLine(`${label} analyze / bare queries (${name})`, h.median / b.median, 1.5, 'max');
+    ratioLine(`${label} analyze / bare queries (${name})`, h.median / b.median, goal, 'max');
   }
   return ratios;
 }
@@ -247,7 +248,7 @@ async function benchPostgres(now: number): Promise<void> {
   const db = await openPgDb(database.url, { max: 10 });
   try {
     await load(db, N, now);
-    if (PARTS.has('analyze')) await benchAnalyze('PostgreSQL', db, now);
+    if (PARTS.has('analyze')) await benchAnalyze('PostgreSQL', db, now, 1.5);
     if (PARTS.has('export')) await benchExport(db, database.url);
   } finally {
     await db.close();
