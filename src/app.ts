@@ -141,7 +141,11 @@ export async function buildApp(
     registry,
     events,
     log: streamLog,
-    limits: { maxMessageBytes: config.bodyLimitBytes, slowConsumerBytes: config.streamSlowConsumerBytes },
+    limits: {
+      ratePerSecond: config.streamRatePerSecond,
+      maxMessageBytes: config.bodyLimitBytes,
+      slowConsumerBytes: config.streamSlowConsumerBytes,
+    },
     store: redis
       ? new RedisStreamStore(redis.client, { prefix: redis.prefix, keyTtlMs: 2 * DEFAULT_IDLE_TIMEOUT_MS })
       : undefined,

@@ -37,6 +37,7 @@ const envSchema = z.object({
     .max(64 * 1024 * 1024)
     .default(1024 * 1024),
   SWITCHBOARD_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(100_000_000).default(60_000),
+  SWITCHBOARD_STREAM_RATE_PER_SECOND: z.coerce.number().int().min(1).max(10_000_000).default(5_000),
   SWITCHBOARD_STREAM_SLOW_CONSUMER_BYTES: z.coerce
     .number()
     .int()
@@ -69,6 +70,8 @@ export interface Config {
   /** Requests per minute per client address on /api; 0 turns the limit off. */
   readonly rateLimitPerMinute: number;
   readonly shutdownGraceMs: number;
+  /** Messages per second one stream socket may send; a stream's config may lower it. */
+  readonly streamRatePerSecond: number;
   /** Bytes queued for one stream socket before it is cut off as too slow (it may resume with lastSeq). */
   readonly streamSlowConsumerBytes: number;
   readonly recordEvents: boolean;
@@ -122,6 +125,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bodyLimitBytes: e.SWITCHBOARD_BODY_LIMIT_BYTES,
     rateLimitPerMinute: e.SWITCHBOARD_RATE_LIMIT_PER_MINUTE,
     shutdownGraceMs: e.SWITCHBOARD_SHUTDOWN_GRACE_MS,
+    streamRatePerSecond: e.SWITCHBOARD_STREAM_RATE_PER_SECOND,
     streamSlowConsumerBytes: e.SWITCHBOARD_STREAM_SLOW_CONSUMER_BYTES,
     recordEvents: e.SWITCHBOARD_RECORD_EVENTS,
     logLevel: e.LOG_LEVEL,

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
       redisUrl: undefined,
       seedExamples: true,
       eventRetentionDays: 30,
+      streamRatePerSecond: 5_000,
       logLevel: 'info',
     });
     expect(Object.isFrozen(c)).toBe(true);
@@ -31,6 +32,7 @@ describe('loadConfig', () => {
       SWITCHBOARD_STDIO_ALLOW: 'node,npx',
       SWITCHBOARD_EVENT_RETENTION_DAYS: '7',
       SWITCHBOARD_SEED_EXAMPLES: 'false',
+      SWITCHBOARD_STREAM_RATE_PER_SECOND: '20000',
       LOG_LEVEL: 'debug',
     });
     expect(c).toMatchObject({
@@ -44,6 +46,7 @@ describe('loadConfig', () => {
       stdioAllow: ['node', 'npx'],
       eventRetentionDays: 7,
       seedExamples: false,
+      streamRatePerSecond: 20_000,
       logLevel: 'debug',
     });
   });

@@ -221,3 +221,24 @@ describe('stream limits', () => {
     ]);
   });
 });
+
+describe('the per-socket message rate of the hub (SWITCHBOARD_STREAM_RATE_PER_SECOND)', () => {
+  let t: StreamTestHub;
+  beforeAll(async () => {
+    t = await startStreamTestHub('pglite', { SWITCHBOARD_STREAM_RATE_PER_SECOND: '4' });
+  });
+  afterAll(() => t?.close());
+
+  it('limits every stream, and a stream config cannot raise it', async () => {
+    const c = await (
+      await t.start({ serverId: t.flakyId, clientId: 'eager', streamConfig: { rate_limit_per_second: 1000 } })
+    ).connect();
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => c.request('echo', { message: `m${i}` })),
+    );
+    const limited = replies.filter((r) => !r.ok);
+    expect(limited.length).toBeGreaterThanOrEqual(5);
+    for (const r of limited) expect(r.error).toMatchObject({ code: 'SB_ERR_RATE_LIMITED' });
+    expect(replies.filter((r) => r.ok).length).toBeGreaterThanOrEqual(4);
+  });
+});
