@@ -107,6 +107,7 @@ export class ConcurrencyGate {
     this.#limit = Math.max(1, limit);
     this.#maxQueue = Math.max(0, maxQueue);
     this.#dispatch();
+    this.#onChange?.();
   }
 
   /** Rejects every waiter with `error`; later acquire() calls fail with it too. Running calls keep their slots. */

@@ -10,9 +10,9 @@ export interface ConnectionSetOptions {
   /** For messages: "server 3". */
   name: string;
   spec: TransportSpec;
-  /** Connections (processes, sessions) kept at most. */
+  /** Connections (processes, sessions) kept at most; setInstances() changes it. */
   instances: number;
-  /** A connection without calls for this long is closed; 0 keeps it. */
+  /** A connection without calls for this long is closed; 0 keeps it. setIdleTimeout() changes it. */
   idleTimeoutMs: number;
   /** Handshake timeout. */
   connectTimeoutMs: number;
@@ -45,7 +45,11 @@ export class ConnectionSetClosedError extends HubError {
 export class ConnectionSet {
   readonly #o: ConnectionSetOptions;
   readonly #backoff: BackoffOptions;
+  #instances: number;
+  #idleTimeoutMs: number;
   #ready: UpstreamConnection[] = [];
+  /** Taken out by setInstances(): no new calls; closed once their running calls end. */
+  readonly #draining = new Set<UpstreamConnection>();
   readonly #connecting = new Set<Promise<UpstreamConnection>>();
   /** Connections in their handshake, closed by close() so that a server that never answers cannot hold it up. */
   readonly #handshaking = new Set<UpstreamConnection>();
@@ -62,6 +66,8 @@ export class ConnectionSet {
   constructor(options: ConnectionSetOptions) {
     this.#o = options;
     this.#backoff = options.backoff ?? defaultBackoff;
+    this.#instances = options.instances;
+    this.#idleTimeoutMs = options.idleTimeoutMs;
   }
 
   get size(): number {
@@ -79,7 +85,38 @@ export class ConnectionSet {
   get inFlight(): number {
     let n = 0;
     for (const c of this.#ready) n += c.inFlight;
+    for (const c of this.#draining) n += c.inFlight;
     return n;
+  }
+
+  /**
+   * Changes how many connections are kept. More: opened lazily, as busy calls need them. Fewer: the newest
+   * connections beyond the count take no new calls and close once their running calls end.
+   */
+  setInstances(instances: number): void {
+    this.#instances = instances;
+    if (this.#ready.length <= instances) return;
+    const surplus = this.#ready.slice(instances);
+    this.#ready = this.#ready.slice(0, instances);
+    for (const c of surplus) {
+      if (c.idleTimer) clearTimeout(c.idleTimer);
+      c.idleTimer = undefined;
+      this.#draining.add(c);
+      if (c.inFlight === 0) this.#closeDrained(c);
+    }
+    this.#o.onCountChange();
+  }
+
+  /** Changes the idle timeout; connections idle already are measured against the new value. */
+  setIdleTimeout(ms: number): void {
+    this.#idleTimeoutMs = ms;
+    const now = performance.now();
+    for (const c of this.#ready) {
+      if (c.inFlight > 0 || !c.ready) continue;
+      if (c.idleTimer) clearTimeout(c.idleTimer);
+      c.idleTimer = undefined;
+      if (ms > 0) this.#armIdle(c, ms - (now - c.lastUsed));
+    }
   }
 
   /**
@@ -91,8 +128,7 @@ export class ConnectionSet {
       if (this.#closed) throw new ConnectionSetClosedError(this.#o.name);
       const picked = this.#pick();
       if (picked) {
-        if (picked.inFlight > 0 && this.#ready.length + this.#connecting.size < this.#o.instances)
-          this.#grow();
+        if (picked.inFlight > 0 && this.#ready.length + this.#connecting.size < this.#instances) this.#grow();
         picked.inFlight++;
         return picked;
       }
@@ -119,8 +155,12 @@ export class ConnectionSet {
       this.#maybeDrained();
       return;
     }
-    if (this.#o.idleTimeoutMs > 0 && !connection.idleTimer && connection.ready) {
-      this.#armIdle(connection, this.#o.idleTimeoutMs);
+    if (this.#draining.has(connection)) {
+      this.#closeDrained(connection);
+      return;
+    }
+    if (this.#idleTimeoutMs > 0 && !connection.idleTimer && connection.ready) {
+      this.#armIdle(connection, this.#idleTimeoutMs);
     }
   }
 
@@ -161,7 +201,7 @@ export class ConnectionSet {
         ]);
         clearTimeout(timer);
       }
-      const connections = this.#ready;
+      const connections = [...this.#ready, ...this.#draining];
       this.#ready = [];
       this.#o.onCountChange();
       await Promise.allSettled(connections.map((c) => c.close()));
@@ -231,6 +271,11 @@ export class ConnectionSet {
     }
     if (!prior) this.#o.verdict.set(connection.verdict());
     this.#everConnected = true;
+    // setInstances() lowered the count while this one was starting: waiting callers pick a kept one.
+    if (this.#ready.length >= this.#instances) {
+      await connection.close();
+      return connection;
+    }
     this.#ready.push(connection);
     this.#o.log.info(
       {
@@ -255,6 +300,7 @@ export class ConnectionSet {
       this.#ready.splice(i, 1);
       this.#o.onCountChange();
     }
+    this.#draining.delete(connection);
     if (connection.idleTimer) clearTimeout(connection.idleTimer);
     connection.idleTimer = undefined;
     if (unexpected && !this.#closed) {
@@ -275,8 +321,9 @@ export class ConnectionSet {
         connection.idleTimer = undefined;
         if (this.#closed || !connection.ready || connection.inFlight > 0) return;
         const idleFor = performance.now() - connection.lastUsed;
-        if (idleFor < this.#o.idleTimeoutMs) {
-          this.#armIdle(connection, this.#o.idleTimeoutMs - idleFor);
+        if (this.#idleTimeoutMs === 0) return;
+        if (idleFor < this.#idleTimeoutMs) {
+          this.#armIdle(connection, this.#idleTimeoutMs - idleFor);
           return;
         }
         const i = this.#ready.indexOf(connection);
@@ -291,6 +338,14 @@ export class ConnectionSet {
       Math.max(1, Math.ceil(ms)),
     );
     connection.idleTimer.unref();
+  }
+
+  /** Stays in #draining until gone, so that close() still waits for it. */
+  #closeDrained(connection: UpstreamConnection): void {
+    connection
+      .close()
+      .catch(() => {})
+      .finally(() => this.#draining.delete(connection));
   }
 
   #maybeDrained(): void {

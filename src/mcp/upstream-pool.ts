@@ -134,11 +134,13 @@ interface ServerEntry {
   gate: ConcurrencyGate;
   /** Undefined for a disabled server. */
   connections: ConnectionSet | undefined;
+  /** transportFingerprint of what the connections talk to; undefined for a disabled server. */
+  fingerprint: string | undefined;
   tools: Tool[] | undefined;
   toolsLoading: Promise<Tool[]> | undefined;
   /** Bumped by tools/list_changed so that a listing already under way does not overwrite the news. */
   toolsGeneration: number;
-  /** Replaced by invalidate() or close(): takes no new calls. */
+  /** Replaced by invalidate() or close() (not by an in-place reconfigure()): takes no new calls. */
   retired: boolean;
   protocolVersion: string | null;
   protocolEra: 'legacy' | 'modern' | null;
@@ -165,7 +167,7 @@ export class UpstreamPool {
   readonly #childEnv: Readonly<Record<string, string>>;
   readonly #entries = new Map<number, ServerEntry>();
   readonly #loading = new Map<number, Promise<ServerEntry>>();
-  /** Bumped by invalidate(): a load that started before is stale. */
+  /** Bumped by invalidate() and reconfigure(): a load or reconfigure that started before is stale. */
   readonly #epochs = new Map<number, number>();
   readonly #subscribers = new Map<number, Set<NotificationListener>>();
   readonly #verdicts = new Map<number, { fingerprint: string; verdict: PriorDiscovery; at: number }>();
@@ -322,17 +324,36 @@ export class UpstreamPool {
   }
 
   /**
-   * Forgets a server's record and connections (after update, disable or delete): the next call loads the
-   * record again and connects with it. Calls already running get `drainMs` to finish on the old
-   * connections; calls still waiting for a slot move over to the new entry.
+   * Forgets a server's record and connections (after a transport change, disable or delete): the next
+   * call loads the record again and connects with it. Calls already running get `drainMs` to finish on
+   * the old connections; calls still waiting for a slot move over to the new entry.
    */
   async invalidate(serverId: number): Promise<void> {
-    this.#epochs.set(serverId, (this.#epochs.get(serverId) ?? 0) + 1);
+    this.#bumpEpoch(serverId);
     this.#loading.delete(serverId);
     const entry = this.#entries.get(serverId);
     if (!entry) return;
     this.#entries.delete(serverId);
     await this.#retire(entry, this.#o.drainMs ?? 5_000);
+  }
+
+  /**
+   * Applies a server's stored record after an update. While it stays enabled and its transport is the
+   * same (transportFingerprint: command, args, env, cwd, url, headers), the live entry takes the new config
+   * and its processes stay: see #applyConfig. Otherwise this is invalidate(). Free keys of `config` are
+   * hub-side too: nothing hands them to a server (its env and args are the transport).
+   */
+  async reconfigure(serverId: number): Promise<void> {
+    const entry = this.#entries.get(serverId);
+    if (!entry?.connections || entry.retired) return this.invalidate(serverId);
+    const epoch = this.#bumpEpoch(serverId);
+    const record = await this.#o.loadServer(serverId);
+    // A later reconfigure() or invalidate() read a newer record, or already replaced the entry.
+    if (this.#closing || this.#epochs.get(serverId) !== epoch || this.#entries.get(serverId) !== entry)
+      return;
+    if (!record?.enabled || this.#fingerprintOf(record) !== entry.fingerprint)
+      return this.invalidate(serverId);
+    this.#applyConfig(entry, record);
   }
 
   status(serverId: number): PoolStatus {
@@ -381,6 +402,43 @@ export class UpstreamPool {
   }
 
   // --- internals -----------------------------------------------------------------------------------
+
+  #bumpEpoch(serverId: number): number {
+    const epoch = (this.#epochs.get(serverId) ?? 0) + 1;
+    this.#epochs.set(serverId, epoch);
+    return epoch;
+  }
+
+  /** The fingerprint of what `record` connects to; undefined when it cannot connect (its next call says why). */
+  #fingerprintOf(record: ServerRecord): string | undefined {
+    try {
+      return transportFingerprint(
+        resolveTransportSpec(record, {
+          projectRoot: this.#o.projectRoot,
+          stdioAllow: this.#o.stdioAllow,
+          baseEnv: this.#childEnv,
+        }),
+      );
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The new config on the live entry. Calls that start from now on read it (#run, #attempts take
+   * `entry.config` once per call, so a running call keeps its timeout and retries); the gate's new limit
+   * admits waiting calls at once or lets running ones finish above it; the connection set grows lazily or
+   * drains its extra connections.
+   */
+  #applyConfig(entry: ServerEntry, record: ServerRecord): void {
+    const config = effectiveConfig(record.config);
+    entry.record = record;
+    entry.config = config;
+    entry.gate.setLimits(config.max_concurrency, config.max_queue);
+    entry.connections?.setInstances(config.instances);
+    entry.connections?.setIdleTimeout(config.idle_timeout_ms);
+    entry.log.info({ configVersion: record.configVersion }, 'upstream reconfigured in place');
+  }
 
   #assertOpen(): void {
     if (this.#closing) throw new HubError('SB_ERR_CLOSED', 'The upstream pool');
@@ -596,6 +654,7 @@ export class UpstreamPool {
           baseEnv: this.#childEnv,
         })
       : undefined;
+    const fingerprint = spec ? transportFingerprint(spec) : undefined;
     const entry: ServerEntry = {
       id,
       record,
@@ -613,6 +672,7 @@ export class UpstreamPool {
         },
       }),
       connections: undefined,
+      fingerprint,
       tools: undefined,
       toolsLoading: undefined,
       toolsGeneration: 0,
@@ -621,8 +681,7 @@ export class UpstreamPool {
       protocolEra:
         record.protocolEra === 'legacy' || record.protocolEra === 'modern' ? record.protocolEra : null,
     };
-    if (spec) {
-      const fingerprint = transportFingerprint(spec);
+    if (spec && fingerprint) {
       const ttl = this.#o.verdictTtlMs ?? defaultVerdictTtlMs;
       entry.connections = new ConnectionSet({
         name,

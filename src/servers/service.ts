@@ -24,6 +24,9 @@ export const MASKED = '********';
 
 /** What the registry needs from the upstream pool, kept narrow so the two can be tested apart. */
 export interface ServerRuntime {
+  /** After an update: a change of hub-side knobs keeps the server's processes, anything else restarts them. */
+  reconfigure(serverId: number): Promise<void>;
+  /** After a delete: the processes stop. */
   invalidate(serverId: number): Promise<void>;
   status(serverId: number): Record<string, unknown>;
 }
@@ -155,7 +158,7 @@ export class ServerRegistry {
         throw new HubError('SB_ERR_CONFLICT', `a server named "${next.name}" exists`);
       throw err;
     }
-    await this.#runtime?.invalidate(id);
+    await this.#runtime?.reconfigure(id);
     this.emitChange('updated', updated, { configChanged, fields: Object.keys(patch) });
     return toView(updated);
   }
