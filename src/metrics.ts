@@ -20,6 +20,12 @@ export function createMetrics() {
       labelNames: ['server', 'tool', 'outcome'] as const,
       registers,
     }),
+    upstreamCache: new Counter({
+      name: 'switchboard_upstream_cache_total',
+      help: 'Calls of read-only tools on servers with cache_ttl_ms, answered from the cache (hit) or not (miss)',
+      labelNames: ['server', 'tool', 'result'] as const,
+      registers,
+    }),
     upstreamDuration: new Histogram({
       name: 'switchboard_upstream_call_duration_seconds',
       help: 'Upstream MCP call latency by server',

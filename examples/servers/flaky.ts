@@ -1,7 +1,7 @@
 /**
  * A deliberately misbehaving MCP server for the upstream pool's lifecycle tests: it sleeps (reporting
  * progress and noticing cancellation), crashes mid-call, hangs, fails, throws, and reports what it saw
- * (calls, cancellations, the most calls it ran at once, its pid). State is per process, shared by every
+ * (calls, cancellations, the most calls it ran at once, lookups of its read-only tool, its pid). State is per process, shared by every
  * connection and era instance the SDK builds in it. Run: `node dist/examples/servers/flaky.js`;
  * FLAKY_STUBBORN=1 makes it ignore the end of stdin and SIGTERM.
  */
@@ -17,7 +17,7 @@ import {
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { z } from 'zod';
 
-const stats = { calls: 0, cancellations: 0, running: 0, maxConcurrent: 0, completed: 0 };
+const stats = { calls: 0, cancellations: 0, running: 0, maxConcurrent: 0, completed: 0, lookups: 0 };
 let extraEnabled = false;
 
 function json(value: Record<string, unknown>) {
@@ -146,6 +146,7 @@ export function createFlakyServer(): McpServer {
           maxConcurrent: stats.maxConcurrent,
           completed: stats.completed,
           running: stats.running,
+          lookups: stats.lookups,
           pid: process.pid,
         }),
       ),
@@ -169,6 +170,32 @@ export function createFlakyServer(): McpServer {
     'echo',
     { description: 'Returns its arguments.', inputSchema: z.object({ message: z.string() }) },
     (args) => tracked(async () => json({ message: args.message, pid: process.pid })),
+  );
+
+  server.registerTool(
+    'lookup',
+    {
+      description:
+        'Read-only: returns its arguments and how many lookups this process has really run (itself included); ' +
+        "`fail: true` answers with a tool error. For the hub's result cache.",
+      inputSchema: z.object({
+        key: z.string(),
+        options: z.record(z.string(), z.unknown()).optional(),
+        fail: z.boolean().optional(),
+      }),
+      annotations: { readOnlyHint: true },
+    },
+    (args) => {
+      // Counted apart from `calls`, so that a test reads exactly how many lookups reached the process.
+      stats.lookups++;
+      if (args.fail) {
+        return Promise.resolve({
+          content: [{ type: 'text' as const, text: `flaky: lookup ${args.key} failed` }],
+          isError: true,
+        });
+      }
+      return Promise.resolve(json({ ...args, lookups: stats.lookups, pid: process.pid }));
+    },
   );
 
   server.registerTool('env', { description: 'Returns the environment of the process.' }, () =>

@@ -18,6 +18,12 @@ import { classifyError, classifyResult } from './classify-outcome.js';
 import { ConcurrencyGate } from './concurrency-gate.js';
 import { ConnectionSet, ConnectionSetClosedError, raceAbort } from './connection-set.js';
 import { deadline } from './deadline.js';
+import {
+  defaultResultCacheLimits,
+  ResultCache,
+  type ResultCacheLimits,
+  resultCacheKey,
+} from './result-cache.js';
 import type { UpstreamConnection, UpstreamNotification } from './upstream-connection.js';
 import { resolveTransportSpec, type TransportSpec, transportFingerprint } from './upstream-transport.js';
 
@@ -38,6 +44,8 @@ export interface UpstreamPoolOptions {
   onConnected?: (serverId: number, info: ConnectedInfo) => void;
   /** How long invalidate() lets calls running on the old connections finish. Default 5 s. */
   drainMs?: number;
+  /** Bounds of each server's cache of read-only tool results (`cache_ttl_ms`). */
+  resultCache?: Partial<ResultCacheLimits>;
   backoff?: BackoffOptions;
   /** How long a remembered protocol-era verdict is reused before probing again. Default 1 h. */
   verdictTtlMs?: number;
@@ -123,6 +131,25 @@ interface RunHolder {
   queueMs?: number;
   /** Calls of the server running once this one had its slot, itself included. */
   concurrency?: number;
+  /** Answered from the result cache: no slot (so no queueMs or concurrency for the slot analysis), no request. */
+  cached?: boolean;
+}
+
+/** One tool call as its event and metrics describe it. */
+interface RecordedCall {
+  serverId: number;
+  holder: RunHolder;
+  toolName: string;
+  outcome: CallOutcome;
+  ok: boolean;
+  errorCode: string | null;
+  durationMs: number;
+  opts: CallOptions;
+  args: Record<string, unknown> | undefined;
+  result?: CallToolResult;
+  /** The result's JSON when the caller has it already (the cache does). */
+  resultJson?: string;
+  error?: HubError;
 }
 
 interface ServerEntry {
@@ -136,6 +163,10 @@ interface ServerEntry {
   connections: ConnectionSet | undefined;
   /** transportFingerprint of what the connections talk to; undefined for a disabled server. */
   fingerprint: string | undefined;
+  /** Results of read-only tools (cache_ttl_ms > 0). */
+  cache: ResultCache;
+  /** Bumped whenever the cache is dropped, so that a call which started before cannot store a stale result. */
+  cacheGeneration: number;
   tools: Tool[] | undefined;
   toolsLoading: Promise<Tool[]> | undefined;
   /** Bumped by tools/list_changed so that a listing already under way does not overwrite the news. */
@@ -172,6 +203,7 @@ export class UpstreamPool {
   readonly #subscribers = new Map<number, Set<NotificationListener>>();
   readonly #verdicts = new Map<number, { fingerprint: string; verdict: PriorDiscovery; at: number }>();
   readonly #retiring = new Set<Promise<void>>();
+  readonly #cacheLimits: ResultCacheLimits;
   #closing: Promise<void> | undefined;
 
   constructor(options: UpstreamPoolOptions) {
@@ -186,9 +218,14 @@ export class UpstreamPool {
     // The one place the pool looks at the hub's environment: PATH, so that `node`, `npx`, `uvx` resolve.
     this.#childEnv = options.childEnv ?? (process.env.PATH === undefined ? {} : { PATH: process.env.PATH });
     this.onConnected = options.onConnected;
+    this.#cacheLimits = { ...defaultResultCacheLimits, ...options.resultCache };
   }
 
-  /** Calls a tool. A tool error (`isError`) is returned, not thrown; every other failure throws a HubError. */
+  /**
+   * Calls a tool. A tool error (`isError`) is returned, not thrown; every other failure throws a HubError.
+   * With `cache_ttl_ms` > 0, a success of a tool annotated `readOnlyHint: true` answers the same call (tool
+   * and arguments, whatever their key order) for that long without asking the server again.
+   */
   async callTool(
     serverId: number,
     name: string,
@@ -199,14 +236,69 @@ export class UpstreamPool {
     const holder: RunHolder = {};
     const what = `server ${serverId} tool ${name}`;
     try {
-      holder.entry = await this.#entry(serverId);
-      await this.#requireTool(serverId, name, opts.signal);
+      const entry = await this.#entry(serverId);
+      holder.entry = entry;
+      const tool = await this.#requireTool(serverId, name, opts.signal);
+      const ttlMs = entry.config.cache_ttl_ms;
+      const cacheKey =
+        ttlMs > 0 && tool.annotations?.readOnlyHint === true ? resultCacheKey(name, args) : undefined;
+      if (cacheKey !== undefined) {
+        const labels = { server: String(serverId), tool: name };
+        const json = entry.cache.get(cacheKey);
+        if (json !== undefined) {
+          this.#o.metrics.upstreamCache.inc({ ...labels, result: 'hit' });
+          holder.cached = true;
+          const result = JSON.parse(json) as CallToolResult;
+          const durationMs = performance.now() - started;
+          this.#recordCall({
+            serverId,
+            holder,
+            toolName: name,
+            outcome: 'success',
+            ok: true,
+            errorCode: null,
+            durationMs,
+            opts,
+            args,
+            result,
+            resultJson: json,
+          });
+          return { result, outcome: 'success', ok: true, durationMs };
+        }
+        this.#o.metrics.upstreamCache.inc({ ...labels, result: 'miss' });
+      }
+      const generation = entry.cacheGeneration;
       const result = await this.#run(serverId, what, opts, holder, (conn, ro) =>
         conn.client.callTool({ name, arguments: args ?? {} }, ro),
       );
       const { outcome, ok } = classifyResult(result);
+      let resultJson: string | undefined;
+      // holder.entry is the entry the call ran on: a reconfigure that replaced the entry, or dropped its
+      // cache meanwhile, makes this result one nobody may be answered with later.
+      if (
+        cacheKey !== undefined &&
+        outcome === 'success' &&
+        holder.entry === entry &&
+        !entry.retired &&
+        generation === entry.cacheGeneration
+      ) {
+        resultJson = JSON.stringify(result);
+        entry.cache.set(cacheKey, resultJson, entry.config.cache_ttl_ms);
+      }
       const durationMs = performance.now() - started;
-      this.#recordCall(serverId, holder, name, outcome, ok, null, durationMs, opts, args, result, undefined);
+      this.#recordCall({
+        serverId,
+        holder,
+        toolName: name,
+        outcome,
+        ok,
+        errorCode: null,
+        durationMs,
+        opts,
+        args,
+        result,
+        ...(resultJson === undefined ? {} : { resultJson }),
+      });
       return { result, outcome, ok, durationMs };
     } catch (err) {
       const c = classifyError(err, {
@@ -215,19 +307,18 @@ export class UpstreamPool {
         closing: this.#closing !== undefined,
       });
       const durationMs = performance.now() - started;
-      this.#recordCall(
+      this.#recordCall({
         serverId,
         holder,
-        name,
-        c.outcome,
-        false,
-        c.error.code,
+        toolName: name,
+        outcome: c.outcome,
+        ok: false,
+        errorCode: c.error.code,
         durationMs,
         opts,
         args,
-        undefined,
-        c.error,
-      );
+        error: c.error,
+      });
       throw c.error;
     }
   }
@@ -237,17 +328,20 @@ export class UpstreamPool {
    * pass for a tool failure); checking the cached list gives every caller the same 404. A miss refreshes
    * the list once, in case the server added the tool without saying so.
    */
-  async #requireTool(serverId: number, name: string, signal: AbortSignal | undefined): Promise<void> {
-    const has = (tools: Tool[]) => tools.some((t) => t.name === name);
-    if (has(await this.listTools(serverId, { signal }))) return;
+  async #requireTool(serverId: number, name: string, signal: AbortSignal | undefined): Promise<Tool> {
+    const find = (tools: Tool[]) => tools.find((t) => t.name === name);
+    const listed = find(await this.listTools(serverId, { signal }));
+    if (listed) return listed;
     const fresh = await this.listTools(serverId, { signal, refresh: true });
-    if (!has(fresh)) {
+    const found = find(fresh);
+    if (!found) {
       throw new HubError('SB_ERR_TOOL_NOT_FOUND', `"${name}" on server ${serverId}`, {
         serverId,
         tool: name,
         available: fresh.map((t) => t.name),
       });
     }
+    return found;
   }
 
   /** The server's tools: cached per server, dropped on notifications/tools/list_changed and invalidate(). */
@@ -324,9 +418,9 @@ export class UpstreamPool {
   }
 
   /**
-   * Forgets a server's record and connections (after a transport change, disable or delete): the next
-   * call loads the record again and connects with it. Calls already running get `drainMs` to finish on
-   * the old connections; calls still waiting for a slot move over to the new entry.
+   * Forgets a server's record, connections and cached results (after a transport change, disable or
+   * delete): the next call loads the record again and connects with it. Calls already running get
+   * `drainMs` to finish on the old connections; calls still waiting for a slot move over to the new entry.
    */
   async invalidate(serverId: number): Promise<void> {
     this.#bumpEpoch(serverId);
@@ -431,13 +525,20 @@ export class UpstreamPool {
    * drains its extra connections.
    */
   #applyConfig(entry: ServerEntry, record: ServerRecord): void {
+    const previous = entry.config;
     const config = effectiveConfig(record.config);
     entry.record = record;
     entry.config = config;
     entry.gate.setLimits(config.max_concurrency, config.max_queue);
     entry.connections?.setInstances(config.instances);
     entry.connections?.setIdleTimeout(config.idle_timeout_ms);
+    if (config.cache_ttl_ms !== previous.cache_ttl_ms) this.#dropCache(entry);
     entry.log.info({ configVersion: record.configVersion }, 'upstream reconfigured in place');
+  }
+
+  #dropCache(entry: ServerEntry): void {
+    entry.cache.clear();
+    entry.cacheGeneration++;
   }
 
   #assertOpen(): void {
@@ -673,6 +774,8 @@ export class UpstreamPool {
       }),
       connections: undefined,
       fingerprint,
+      cache: new ResultCache(this.#cacheLimits),
+      cacheGeneration: 0,
       tools: undefined,
       toolsLoading: undefined,
       toolsGeneration: 0,
@@ -747,9 +850,18 @@ export class UpstreamPool {
   }
 
   #onNotification(entry: ServerEntry, notification: UpstreamNotification): void {
-    if (notification.method === 'notifications/tools/list_changed') {
+    const method = notification.method;
+    if (method === 'notifications/tools/list_changed') {
       entry.toolsGeneration++;
       entry.tools = undefined;
+    }
+    // A changed tool or resource may answer differently now: nothing cached before can be trusted.
+    if (
+      method === 'notifications/tools/list_changed' ||
+      method === 'notifications/resources/list_changed' ||
+      method === 'notifications/resources/updated'
+    ) {
+      this.#dropCache(entry);
     }
     const listeners = this.#subscribers.get(entry.id);
     if (!listeners) return;
@@ -769,21 +881,11 @@ export class UpstreamPool {
     this.#o.metrics.upstreamDuration.observe({ server }, durationMs / 1000);
   }
 
-  #recordCall(
-    serverId: number,
-    { entry, queueMs, concurrency }: RunHolder,
-    toolName: string,
-    outcome: CallOutcome,
-    ok: boolean,
-    errorCode: string | null,
-    durationMs: number,
-    opts: CallOptions,
-    args: Record<string, unknown> | undefined,
-    result: CallToolResult | undefined,
-    error: HubError | undefined,
-  ): void {
+  #recordCall(call: RecordedCall): void {
+    const { serverId, toolName, outcome, ok, errorCode, durationMs, opts, args, result, error } = call;
+    const { entry, queueMs, concurrency, cached } = call.holder;
     this.#observe(entry, toolName, outcome, durationMs);
-    const responseJson = result === undefined ? undefined : JSON.stringify(result);
+    const responseJson = call.resultJson ?? (result === undefined ? undefined : JSON.stringify(result));
     this.#o.events.emit({
       type: 'tool_call',
       // An unknown id is not a row of mcp_servers: recording it as server_id would break the insert.
@@ -804,6 +906,7 @@ export class UpstreamPool {
       bundleId: opts.bundleId ?? null,
       data: {
         ...(entry ? {} : { serverId }),
+        ...(cached ? { cached: true } : {}),
         arguments: args ?? {},
         ...(result ? { result: summarize(result) } : {}),
         ...(error ? { error: { code: error.code, message: error.message } } : {}),

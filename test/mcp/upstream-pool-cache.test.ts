@@ -1,0 +1,202 @@
+/**
+ * cache_ttl_ms against the flaky fixture: its `lookup` tool is annotated readOnlyHint and counts the
+ * lookups that really reached the process. Needs `npm run build` (dist/examples/servers/flaky.js).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { UpstreamNotification } from '../../src/mcp/upstream-pool.js';
+import { projectRoot } from '../../src/paths.js';
+import {
+  createTestPool,
+  flakyRecord,
+  flakyScript,
+  structured,
+  type TestPool,
+  waitFor,
+} from '../helpers/pool.js';
+
+interface Stats {
+  calls: number;
+  lookups: number;
+  pid: number;
+}
+
+let t: TestPool;
+
+beforeAll(() => {
+  if (!existsSync(path.join(projectRoot, flakyScript)))
+    throw new Error(`${flakyScript} missing: run npm run build`);
+  t = createTestPool(
+    [
+      flakyRecord(1, { cache_ttl_ms: 60_000 }),
+      flakyRecord(2, { cache_ttl_ms: 200 }),
+      flakyRecord(3, {}),
+      flakyRecord(4, { cache_ttl_ms: 0 }),
+      flakyRecord(5, { cache_ttl_ms: 60_000 }),
+    ],
+    { resultCache: { maxEntryBytes: 2_000 } },
+  );
+});
+
+afterAll(async () => {
+  await t.pool.close();
+});
+
+const stats = async (id: number) => structured<Stats>((await t.pool.callTool(id, 'stats', {})).result);
+const lookup = async (id: number, args: Record<string, unknown>) =>
+  (await t.pool.callTool(id, 'lookup', args)).result;
+/** Lookups that reached server `id` while `fn` ran. */
+async function lookupsDuring(id: number, fn: () => Promise<unknown>): Promise<number> {
+  const before = (await stats(id)).lookups;
+  await fn();
+  return (await stats(id)).lookups - before;
+}
+const lookupEvents = (id: number) =>
+  t.events.filter((e) => e.type === 'tool_call' && e.serverId === id && e.toolName === 'lookup');
+
+describe('result cache', () => {
+  it('answers a second identical call of a read-only tool without asking the server', async () => {
+    const events = lookupEvents(1).length;
+    let first: unknown;
+    let second: unknown;
+    const reached = await lookupsDuring(1, async () => {
+      first = structured(await lookup(1, { key: 'a' }));
+      second = structured(await lookup(1, { key: 'a' }));
+    });
+    expect(reached).toBe(1);
+    expect(second).toEqual(first);
+    // One event per call, the hit marked as such and otherwise like the call that reached the server.
+    const [miss, hit] = lookupEvents(1).slice(events);
+    expect(lookupEvents(1)).toHaveLength(events + 2);
+    expect(miss?.data).not.toHaveProperty('cached');
+    expect(hit).toMatchObject({
+      type: 'tool_call',
+      serverId: 1,
+      toolName: 'lookup',
+      outcome: 'success',
+      ok: true,
+      errorCode: null,
+      configVersion: 1,
+      requestBytes: miss?.requestBytes,
+      responseBytes: miss?.responseBytes,
+      data: { cached: true, arguments: { key: 'a' }, result: miss?.data?.result },
+    });
+    const metric = await t.metrics.registry.getSingleMetricAsString('switchboard_upstream_cache_total');
+    expect(metric).toMatch(/server="1",tool="lookup",result="hit"} 1$/m);
+    expect(metric).toMatch(/server="1",tool="lookup",result="miss"} 1$/m);
+    const calls = await t.metrics.registry.getSingleMetricAsString('switchboard_upstream_calls_total');
+    expect(calls).toMatch(/server="1",tool="lookup",outcome="success"} 2$/m);
+  });
+
+  it('hands every caller its own copy of a cached result', async () => {
+    await lookup(1, { key: 'copy' });
+    const mine = await lookup(1, { key: 'copy' });
+    (mine.structuredContent as Record<string, unknown>).key = 'changed';
+    expect(structured(await lookup(1, { key: 'copy' }))).toMatchObject({ key: 'copy' });
+  });
+
+  it('does not share results between different arguments', async () => {
+    const reached = await lookupsDuring(1, async () => {
+      expect(structured(await lookup(1, { key: 'b' }))).toMatchObject({ key: 'b' });
+      expect(structured(await lookup(1, { key: 'c' }))).toMatchObject({ key: 'c' });
+      expect(structured(await lookup(1, { key: 'b', options: { x: 1 } }))).toMatchObject({
+        options: { x: 1 },
+      });
+    });
+    expect(reached).toBe(3);
+  });
+
+  it('takes arguments that differ only in key order for the same call', async () => {
+    const reached = await lookupsDuring(1, async () => {
+      await lookup(1, { key: 'd', options: { x: 1, y: { p: 1, q: 2 } } });
+      await lookup(1, { options: { y: { q: 2, p: 1 }, x: 1 }, key: 'd' });
+    });
+    expect(reached).toBe(1);
+  });
+
+  it('never caches a tool without readOnlyHint', async () => {
+    const before = (await stats(1)).calls;
+    await t.pool.callTool(1, 'echo', { message: 'side effect' });
+    await t.pool.callTool(1, 'echo', { message: 'side effect' });
+    expect((await stats(1)).calls - before).toBe(2);
+    expect(t.events.filter((e) => e.toolName === 'echo' && e.data?.cached)).toEqual([]);
+  });
+
+  it('does not cache a tool error', async () => {
+    const reached = await lookupsDuring(1, async () => {
+      expect((await lookup(1, { key: 'e', fail: true })).isError).toBe(true);
+      expect((await lookup(1, { key: 'e', fail: true })).isError).toBe(true);
+    });
+    expect(reached).toBe(2);
+  });
+
+  it('does not cache a result larger than the per-entry bound', async () => {
+    const reached = await lookupsDuring(1, async () => {
+      await lookup(1, { key: 'x'.repeat(2_000) });
+      await lookup(1, { key: 'x'.repeat(2_000) });
+    });
+    expect(reached).toBe(2);
+  });
+
+  it('forgets a result once cache_ttl_ms has passed', async () => {
+    const reached = await lookupsDuring(2, async () => {
+      await lookup(2, { key: 'f' });
+      await new Promise((r) => setTimeout(r, 300));
+      await lookup(2, { key: 'f' });
+    });
+    expect(reached).toBe(2);
+  });
+
+  it('caches nothing with cache_ttl_ms 0, set or by default', async () => {
+    for (const id of [3, 4]) {
+      const reached = await lookupsDuring(id, async () => {
+        await lookup(id, { key: 'g' });
+        await lookup(id, { key: 'g' });
+      });
+      expect(reached).toBe(2);
+    }
+    const metric = await t.metrics.registry.getSingleMetricAsString('switchboard_upstream_cache_total');
+    expect(metric).not.toMatch(/server="[34]"/);
+  });
+
+  it('drops the cache on notifications/tools/list_changed', async () => {
+    const seen: UpstreamNotification[] = [];
+    const unsubscribe = t.pool.subscribe(5, (n) => seen.push(n));
+    const reached = await lookupsDuring(5, async () => {
+      await lookup(5, { key: 'h' });
+      await lookup(5, { key: 'h' });
+      await t.pool.callTool(5, 'toggle_extra', {});
+      await waitFor(() => seen.some((n) => n.method === 'notifications/tools/list_changed'), 'list_changed');
+      await lookup(5, { key: 'h' });
+    });
+    expect(reached).toBe(2);
+    await t.pool.callTool(5, 'toggle_extra', {});
+    unsubscribe();
+  });
+
+  it('keeps the cache when another knob changes, drops it when cache_ttl_ms or the transport changes', async () => {
+    await lookup(5, { key: 'i' });
+    const reconfigure = async (config: Record<string, unknown>, args?: string[]) => {
+      t.records.set(5, flakyRecord(5, config, args ? { args } : {}));
+      await t.pool.reconfigure(5);
+    };
+    expect(
+      await lookupsDuring(5, async () => {
+        await reconfigure({ cache_ttl_ms: 60_000, timeout_ms: 20_000 });
+        await lookup(5, { key: 'i' });
+      }),
+    ).toBe(0);
+    expect(
+      await lookupsDuring(5, async () => {
+        await reconfigure({ cache_ttl_ms: 30_000, timeout_ms: 20_000 });
+        await lookup(5, { key: 'i' });
+        await lookup(5, { key: 'i' });
+      }),
+    ).toBe(1);
+    // The transport changes: a new process, whose own count starts again.
+    await reconfigure({ cache_ttl_ms: 30_000 }, [flakyScript, '--generation=2']);
+    expect(structured<{ lookups: number }>(await lookup(5, { key: 'i' })).lookups).toBe(1);
+    expect(structured<{ lookups: number }>(await lookup(5, { key: 'i' })).lookups).toBe(1);
+  });
+});
