@@ -119,6 +119,11 @@ interface Session {
   startedAt: Date;
   peers: Set<LocalPeer>;
   inFlight: Map<string, Map<string | number, AbortController>>;
+  /**
+   * Ids for client-messages sent without one: `<clientId>#<autoIdPrefix>.<n>`. The prefix is drawn when this hub
+   * opens the session, so that hubs sharing a stream (and a hub that reopened it) never hand out the same id.
+   */
+  autoIdPrefix: string;
   autoId: number;
   received: number;
   sent: number;
@@ -329,6 +334,7 @@ export class StreamService {
       startedAt: new Date(record.startedAt),
       peers: new Set(),
       inFlight: new Map(),
+      autoIdPrefix: randomBytes(3).toString('hex'),
       autoId: 0,
       received: 0,
       sent: 0,
@@ -520,8 +526,7 @@ export class StreamService {
     const session = this.#sessions.get(ctx.streamId);
     if (!session) return undefined;
     const m = isPlainObject(raw) ? raw : {};
-    const id =
-      typeof m.id === 'string' || typeof m.id === 'number' ? m.id : `${ctx.clientId}#${++session.autoId}`;
+    const id = typeof m.id === 'string' || typeof m.id === 'number' ? m.id : autoId(session, ctx.clientId);
     const type = typeof m.type === 'string' ? m.type.slice(0, 255) : '';
     return this.#send(session, { kind: 'client', clientId: ctx.clientId }, 'server-response', {
       id,
@@ -544,7 +549,7 @@ export class StreamService {
         new HubError('SB_ERR_VALIDATION', `client-message ${zodDetail(parsed.error)}`),
       );
     const { type, id: givenId, data, topic, ...rest } = parsed.data;
-    const id = givenId ?? `${ctx.clientId}#${++session.autoId}`;
+    const id = givenId ?? autoId(session, ctx.clientId);
     let running = session.inFlight.get(ctx.clientId);
     if (!running) {
       running = new Map();
@@ -943,4 +948,8 @@ export class StreamService {
       this.o.log.warn({ err }, 'could not write stream counters');
     }
   }
+}
+
+function autoId(session: Session, clientId: string): string {
+  return `${clientId}#${session.autoIdPrefix}.${++session.autoId}`;
 }

@@ -130,6 +130,17 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
         }
         expect(s).toMatchObject({ lastSeq: Math.max(...seqs), connectedClients: 1, messagesReceived: 3 });
       }
+
+      // Each hub makes up ids for messages sent without one, from its own count: they must not collide.
+      const viaB = await socket.emitWithAck('client-message', { type: 'echo', data: { message: 'no id' } });
+      await started.connect();
+      const viaA = await started.socket.emitWithAck('client-message', {
+        type: 'echo',
+        data: { message: 'no id' },
+      });
+      expect([viaA.ok, viaB.ok]).toEqual([true, true]);
+      expect(viaA.id).toMatch(/^alice#/);
+      expect(viaA.id).not.toBe(viaB.id);
     } finally {
       socket.close();
     }
