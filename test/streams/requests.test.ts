@@ -51,7 +51,11 @@ describe('requests over a stream', () => {
 
   it('an ack callback gets the same server-response; a message without id gets one', async () => {
     const acked = await flaky.socket.emitWithAck('client-message', { type: 'echo', message: 'hi' });
-    expect(acked).toMatchObject({ type: 'echo', ok: true, id: expect.stringMatching(/^worker#\d+$/) });
+    expect(acked).toMatchObject({
+      type: 'echo',
+      ok: true,
+      id: expect.stringMatching(/^worker#[0-9a-f]{6}\.\d+$/),
+    });
     expect(structured(acked.result)).toMatchObject({ message: 'hi' });
   });
 
