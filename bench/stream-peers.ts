@@ -263,8 +263,11 @@ export interface PeerComparisonOptions {
   concCalls?: number;
 }
 
-/** Measures every peer and the hub, prints the table and the ratios; the peers are stopped whatever happens. */
-export async function runPeerComparison(options: PeerComparisonOptions): Promise<void> {
+/**
+ * Measures every peer and the hub, prints the table and the ratios; the peers are stopped whatever happens.
+ * Returns the best correct peer's median at 32 in flight with one session, for other figures to compare with.
+ */
+export async function runPeerComparison(options: PeerComparisonOptions): Promise<number | undefined> {
   const seqCalls = options.seqCalls ?? Number(process.env.BENCH_PEER_SEQ ?? 1000);
   const concCalls = options.concCalls ?? Number(process.env.BENCH_PEER_CONC ?? 3000);
   const runs: Record<string, number[]> = {};
@@ -375,11 +378,13 @@ export async function runPeerComparison(options: PeerComparisonOptions): Promise
   );
 
   const hubConc = (count: number) => runs[`hub|${count}|conc`];
+  let bestSingle: number | undefined;
   for (const count of sessionCounts) {
     const best = peerConfigs
       .filter((c) => correct(c.name) && runs[`${c.name}|${count}|conc`])
       .map((c) => ({ name: c.name, median: summarize(runs[`${c.name}|${count}|conc`]!).median }))
       .sort((a, b) => b.median - a.median)[0];
+    if (count === 1) bestSingle = best?.median;
     const hub = hubConc(count);
     if (!best || !hub) {
       console.log(`  no correct peer or no hub figure with ${count} session(s): no ratio`);
@@ -396,6 +401,7 @@ export async function runPeerComparison(options: PeerComparisonOptions): Promise
       console.log(`    per run: ${hub.map((h, i) => `${(h / peer[i]!).toFixed(2)}×`).join(', ')}`);
   }
   if (problems('hub') > 0) console.log('  the hub itself gave wrong or failed answers: see the table');
+  return bestSingle;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -4,6 +4,8 @@
  *      (b) a bare socket.io echo server (bench/bare-socketio-server.ts) driven by the same socket.io client;
  *      (c) the hub: a stream on server-everything, `client-message` echo → `server-response` (auth, validation,
  *      recording and metrics on). A stream call does the work of both (a) and (b): ceiling 1 / (1/a + 1/b).
+ *      (d) a bare socket.io → SDK relay (bench/bare-socketio-server.ts with BARE_RELAY=1): what joining the two
+ *      hops costs before any of the hub's own work, also set against part 2's best peer.
  *   2. the npm peers that put a stdio server on the network (supergateway SSE and stateful Streamable HTTP,
  *      mcp-proxy SSE and stream), 1 and 8 sessions, every answer checked, vs the hub: bench/stream-peers.ts.
  *   3. push vs polling: time from a message being published to a client having it, pushed over the stream vs
@@ -12,7 +14,7 @@
  *      broadcast to N clients.
  * Settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 calls at 32 in flight),
  * BENCH_PEER_SEQ (1000) and BENCH_PEER_CONC (3000) for part 2,
- * BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval), BENCH_DB (`pglite`, or `postgres`
+ * BENCH_PARTS (1,2,3: the parts to run; 3 runs parts 3 and 4), BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval), BENCH_DB (`pglite`, or `postgres`
  * for a throwaway database on the local PostgreSQL).
  */
 import path from 'node:path';
@@ -33,6 +35,7 @@ import { runPeerComparison } from './stream-peers.js';
 
 const fanout = Number(process.env.BENCH_FANOUT ?? 1000);
 const polls = Number(process.env.BENCH_POLLS ?? 20);
+const parts = new Set((process.env.BENCH_PARTS ?? '1,2,3').split(',').map(Number));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -63,14 +66,13 @@ function socketCaller(socket: Socket): Caller {
     });
 }
 
-async function bareSocketIo(): Promise<{ url: string; child: Child; close(): Promise<void> }> {
+/** The bare socket.io server: an echo floor, or with `relay` a bare relay to server-everything. */
+async function bareSocketIo(relay = false): Promise<{ url: string; child: Child; close(): Promise<void> }> {
   const port = await freePort();
   const child = startChild(
     process.execPath,
     ['--import', 'tsx', path.join(projectRoot, 'bench/bare-socketio-server.ts')],
-    {
-      PORT: String(port),
-    },
+    { PORT: String(port), BARE_RELAY: relay ? '1' : '0' },
   );
   await waitForHttp(`http://127.0.0.1:${port}/ready`, 20_000, child);
   return { url: `http://127.0.0.1:${port}`, child, close: () => child.stop() };
@@ -87,63 +89,78 @@ const add = (k: string, v: number) => {
 const s = (k: string): Summary => summarize(runs[k]!);
 
 // 1. request/response
-for (let rep = 0; rep < reps; rep++) {
-  const order = rep % 2 === 0 ? ['direct', 'bare', 'hub'] : ['hub', 'bare', 'direct'];
-  for (const which of order) {
-    if (which === 'direct') {
-      const d = await directEverything();
-      const r = await measure(d.call);
-      add('direct.seq', r.seq);
-      add('direct.conc', r.conc);
-      await d.close();
-    } else if (which === 'bare') {
-      const b = await bareSocketIo();
-      const socket = await connectSocket(b.url);
-      const r = await measure(socketCaller(socket));
-      add('bare.seq', r.seq);
-      add('bare.conc', r.conc);
-      socket.close();
-      await b.close();
-    } else {
-      const hub = await startHub();
-      const c = await StreamClient.start({
-        baseUrl: hub.base,
-        apiToken: hub.token,
-        serverId: hub.everythingId,
-        clientId: 'bench',
-      });
-      await c.connect();
-      const r = await measure(socketCaller(c.socket as unknown as Socket));
-      add('hub.seq', r.seq);
-      add('hub.conc', r.conc);
-      c.close();
-      await hub.close();
+if (parts.has(1)) {
+  for (let rep = 0; rep < reps; rep++) {
+    const order = rep % 2 === 0 ? ['direct', 'bare', 'relay', 'hub'] : ['hub', 'relay', 'bare', 'direct'];
+    for (const which of order) {
+      if (which === 'direct') {
+        const d = await directEverything();
+        const r = await measure(d.call);
+        add('direct.seq', r.seq);
+        add('direct.conc', r.conc);
+        await d.close();
+      } else if (which === 'bare' || which === 'relay') {
+        const b = await bareSocketIo(which === 'relay');
+        const socket = await connectSocket(b.url);
+        const r = await measure(socketCaller(socket));
+        add(`${which}.seq`, r.seq);
+        add(`${which}.conc`, r.conc);
+        socket.close();
+        await b.close();
+      } else {
+        const hub = await startHub();
+        const c = await StreamClient.start({
+          baseUrl: hub.base,
+          apiToken: hub.token,
+          serverId: hub.everythingId,
+          clientId: 'bench',
+        });
+        await c.connect();
+        const r = await measure(socketCaller(c.socket as unknown as Socket));
+        add('hub.seq', r.seq);
+        add('hub.conc', r.conc);
+        c.close();
+        await hub.close();
+      }
     }
   }
+
+  const twoHop = (a: number, b: number) => 1 / (1 / a + 1 / b);
+  const ceilingSeq = twoHop(s('direct.seq').median, s('bare.seq').median);
+  const ceilingConc = twoHop(s('direct.conc').median, s('bare.conc').median);
+  printTable(`1. Request/response (echo on server-everything over stdio), ${reps} runs, median`, [
+    { name: '(a) direct SDK stdio, sequential', value: s('direct.seq'), unit: 'calls/s' },
+    { name: '(a) direct SDK stdio, 32 in flight', value: s('direct.conc'), unit: 'calls/s' },
+    { name: '(b) bare socket.io echo, sequential', value: s('bare.seq'), unit: 'msg/s' },
+    { name: '(b) bare socket.io echo, 32 in flight', value: s('bare.conc'), unit: 'msg/s' },
+    { name: '(c) hub stream, sequential', value: s('hub.seq'), unit: 'calls/s' },
+    { name: '(c) hub stream, 32 in flight', value: s('hub.conc'), unit: 'calls/s' },
+    { name: '(d) bare relay (socket.io + SDK), sequential', value: s('relay.seq'), unit: 'calls/s' },
+    { name: '(d) bare relay (socket.io + SDK), 32 in flight', value: s('relay.conc'), unit: 'calls/s' },
+  ]);
+  console.log(
+    `\n  two-hop ceiling 1/(1/a+1/b): sequential ${Math.round(ceilingSeq)} calls/s, 32 in flight ${Math.round(ceilingConc)} calls/s`,
+  );
+  ratioLine('stream / two-hop ceiling, sequential', s('hub.seq').median / ceilingSeq, 0.7);
+  ratioLine('stream / two-hop ceiling, 32 in flight', s('hub.conc').median / ceilingConc, 0.7);
+  ratioLine('bare relay / two-hop ceiling, sequential', s('relay.seq').median / ceilingSeq);
+  ratioLine('bare relay / two-hop ceiling, 32 in flight', s('relay.conc').median / ceilingConc);
+  ratioLine('stream / bare relay, sequential', s('hub.seq').median / s('relay.seq').median);
+  ratioLine('stream / bare relay, 32 in flight', s('hub.conc').median / s('relay.conc').median);
 }
 
-const twoHop = (a: number, b: number) => 1 / (1 / a + 1 / b);
-const ceilingSeq = twoHop(s('direct.seq').median, s('bare.seq').median);
-const ceilingConc = twoHop(s('direct.conc').median, s('bare.conc').median);
-printTable(`1. Request/response (echo on server-everything over stdio), ${reps} runs, median`, [
-  { name: '(a) direct SDK stdio, sequential', value: s('direct.seq'), unit: 'calls/s' },
-  { name: '(a) direct SDK stdio, 32 in flight', value: s('direct.conc'), unit: 'calls/s' },
-  { name: '(b) bare socket.io echo, sequential', value: s('bare.seq'), unit: 'msg/s' },
-  { name: '(b) bare socket.io echo, 32 in flight', value: s('bare.conc'), unit: 'msg/s' },
-  { name: '(c) hub stream, sequential', value: s('hub.seq'), unit: 'calls/s' },
-  { name: '(c) hub stream, 32 in flight', value: s('hub.conc'), unit: 'calls/s' },
-]);
-console.log(
-  `\n  two-hop ceiling 1/(1/a+1/b): sequential ${Math.round(ceilingSeq)} calls/s, 32 in flight ${Math.round(ceilingConc)} calls/s`,
-);
-ratioLine('stream / two-hop ceiling, sequential', s('hub.seq').median / ceilingSeq, 0.7);
-ratioLine('stream / two-hop ceiling, 32 in flight', s('hub.conc').median / ceilingConc, 0.7);
-
 // 2. the npm peers
-await runPeerComparison({ reps, startHub });
+if (parts.has(2)) {
+  const bestPeer = await runPeerComparison({ reps, startHub });
+  if (bestPeer && runs['relay.conc'])
+    ratioLine(
+      'bare relay of part 1 / best correct peer, 1 session, 32 in flight',
+      s('relay.conc').median / bestPeer,
+    );
+}
 
 // 3. push vs polling, and 4. fan-out, on one hub.
-{
+if (parts.has(3)) {
   const hub = await startHub();
   const publisher = await StreamClient.start({
     baseUrl: hub.base,
