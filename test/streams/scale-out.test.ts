@@ -332,7 +332,7 @@ describe('a hub whose Redis goes away for a while', () => {
     await rm(redisDir, { recursive: true, force: true });
   }, 60_000);
 
-  it('reports it in /readyz, does not crash, and the stream goes on once Redis is back', async () => {
+  it('reports it in /readyz, does not crash, serves REST meanwhile, and the stream goes on once Redis is back', async () => {
     const res = await fetch(`${hub.base}/api/mcp/servers`, {
       method: 'POST',
       headers: hub.headers,
@@ -373,6 +373,14 @@ describe('a hub whose Redis goes away for a while', () => {
     }
     expect(ready?.status).toBe(503);
     expect(await ready?.json()).toMatchObject({ reason: expect.stringMatching(/Redis/) });
+
+    // REST requests are counted in Redis too (the rate limit): while it is away they are let through at once.
+    const listed = await fetch(`${hub.base}/api/mcp/servers`, {
+      headers: hub.headers,
+      signal: AbortSignal.timeout(5_000),
+    });
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { servers: unknown[] }).servers).toHaveLength(1);
 
     // Asked while Redis is away: answered once it is back (its seq comes from Redis).
     const during = alice.request('echo', { message: 'during' });
