@@ -55,8 +55,10 @@ export class LiveEventFeed {
   readonly #intervalMs: number;
   readonly #max: number;
   readonly #random: () => number;
+  readonly #watched: () => boolean;
   #state: 'new' | 'started' | 'closed' = 'new';
-  #reservoir: LiveEvent[] = [];
+  /** The sampled events as they came; made into LiveEvents at flush, so only the ones sent are converted. */
+  #reservoir: HubEvent[] = [];
   #seen = 0;
   #perServer: Record<string, number> = {};
   #timer: NodeJS.Timeout | undefined;
@@ -68,12 +70,15 @@ export class LiveEventFeed {
     intervalMs?: number;
     maxPerBatch?: number;
     random?: () => number;
+    /** False while nobody would receive a batch: events are then not even counted. Default: always true. */
+    watched?: () => boolean;
   }) {
     this.#bus = options.bus;
     this.#onBatch = options.onBatch;
     this.#intervalMs = options.intervalMs ?? LIVE_FEED_DEFAULTS.intervalMs;
     this.#max = options.maxPerBatch ?? LIVE_FEED_DEFAULTS.maxPerBatch;
     this.#random = options.random ?? Math.random;
+    this.#watched = options.watched ?? (() => true);
   }
 
   start(): void {
@@ -86,22 +91,23 @@ export class LiveEventFeed {
   }
 
   #take(e: HubEvent): void {
+    if (!this.#watched()) return;
     this.#seen++;
     const key = String(e.serverId ?? 'none');
     this.#perServer[key] = (this.#perServer[key] ?? 0) + 1;
     if (this.#reservoir.length < this.#max) {
-      this.#reservoir.push(toLiveEvent(e));
+      this.#reservoir.push(e);
       return;
     }
     // Algorithm R: the i-th event replaces a kept one with probability max / i.
     const j = Math.floor(this.#random() * this.#seen);
-    if (j < this.#max) this.#reservoir[j] = toLiveEvent(e);
+    if (j < this.#max) this.#reservoir[j] = e;
   }
 
   /** Sends what the interval gathered (in time order), if anything. */
   flush(): void {
     if (this.#seen === 0) return;
-    const events = this.#reservoir.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    const events = this.#reservoir.map(toLiveEvent).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
     const batch = {
       events,
       seen: this.#seen,

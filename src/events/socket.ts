@@ -48,8 +48,8 @@ export function registerLiveEvents(
 
   const feed = new LiveEventFeed({
     bus,
+    watched: () => ns.sockets.size > 0,
     onBatch: (batch) => {
-      if (ns.sockets.size === 0) return;
       ns.to('all').emit(LIVE_EVENTS, batch);
       // Per-server subscribers get their server's share of the batch, with its own exact count.
       const byServer = new Map<string, LiveBatch['events']>();

@@ -28,6 +28,27 @@ describe('LiveEventFeed', () => {
     expect(batches).toHaveLength(1);
   });
 
+  it('neither counts nor keeps events while nobody watches', () => {
+    const bus = new HubEventBus();
+    const batches: LiveBatch[] = [];
+    let watched = false;
+    const feed = new LiveEventFeed({
+      bus,
+      onBatch: (b) => batches.push(b),
+      intervalMs: 60_000,
+      watched: () => watched,
+    });
+    feed.start();
+    bus.emit({ type: 'api_call', serverId: 1, at });
+    feed.flush();
+    expect(batches).toHaveLength(0);
+    watched = true;
+    bus.emit({ type: 'tool_call', serverId: 2, at });
+    feed.flush();
+    expect(batches).toMatchObject([{ seen: 1, perServer: { '2': 1 }, events: [{ type: 'tool_call' }] }]);
+    feed.close();
+  });
+
   it('samples a busy interval uniformly, keeping exact counts', () => {
     const bus = new HubEventBus();
     const batches: LiveBatch[] = [];
