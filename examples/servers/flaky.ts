@@ -217,6 +217,18 @@ export function createFlakyServer(): McpServer {
     },
   );
 
+  server.registerResource('note', 'flaky://note', { mimeType: 'text/plain' }, (uri) =>
+    Promise.resolve({ contents: [{ uri: uri.href, text: 'a note' }] }),
+  );
+  server.registerTool(
+    'touch_resources',
+    { description: 'Says that the resource list changed (notifications/resources/list_changed).' },
+    () => {
+      server.sendResourceListChanged();
+      return Promise.resolve(json({ touched: true }));
+    },
+  );
+
   // McpServer answers any error a tool throws with an `isError` result; a JSON-RPC error needs the
   // request handler itself to throw. The wrapper reads the handler McpServer installed (a protected member).
   // biome-ignore lint/complexity/useLiteralKeys: a protected member is only reachable by element access

@@ -175,6 +175,23 @@ describe('result cache', () => {
     unsubscribe();
   });
 
+  it('drops the cache on notifications/resources/list_changed', async () => {
+    const seen: UpstreamNotification[] = [];
+    const unsubscribe = t.pool.subscribe(5, (n) => seen.push(n));
+    const reached = await lookupsDuring(5, async () => {
+      await lookup(5, { key: 'r' });
+      await lookup(5, { key: 'r' });
+      await t.pool.callTool(5, 'touch_resources', {});
+      await waitFor(
+        () => seen.some((n) => n.method === 'notifications/resources/list_changed'),
+        'resources/list_changed',
+      );
+      await lookup(5, { key: 'r' });
+    });
+    expect(reached).toBe(2);
+    unsubscribe();
+  });
+
   it('keeps the cache when another knob changes, drops it when cache_ttl_ms or the transport changes', async () => {
     await lookup(5, { key: 'i' });
     const reconfigure = async (config: Record<string, unknown>, args?: string[]) => {
