@@ -14,6 +14,8 @@ export interface BundleRecord {
   config: BundleConfig;
   description: string;
   workflow: Workflow | null;
+  /** The suggestion it was accepted from, if any. */
+  suggestionId: string | null;
   executionCount: number;
   createdAt: Date;
   updatedAt: Date;
@@ -34,13 +36,14 @@ interface BundleRow {
   config: BundleConfig | null;
   description: string;
   workflow: Workflow | null;
+  suggestion_id: string | null;
   execution_count: number | null;
   created_at: Date;
   updated_at: Date;
 }
 
 const columns =
-  'id, name, server_ids, config, description, workflow, execution_count, created_at, updated_at';
+  'id, name, server_ids, config, description, workflow, suggestion_id, execution_count, created_at, updated_at';
 
 const toRecord = (r: BundleRow): BundleRecord => ({
   id: r.id,
@@ -49,12 +52,13 @@ const toRecord = (r: BundleRow): BundleRecord => ({
   config: r.config ?? {},
   description: r.description,
   workflow: r.workflow,
+  suggestionId: r.suggestion_id,
   executionCount: r.execution_count ?? 0,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
 
-export type NewBundle = Omit<BundleRecord, 'executionCount' | 'createdAt' | 'updatedAt'>;
+export type NewBundle = Omit<BundleRecord, 'executionCount' | 'createdAt' | 'updatedAt' | 'suggestionId'>;
 
 /** $1 … $6 of insert and update, in column order: id, name, server_ids, config, description, workflow. */
 function bundleValues(b: NewBundle): unknown[] {
@@ -68,14 +72,31 @@ function bundleValues(b: NewBundle): unknown[] {
   ];
 }
 
-export async function insertBundle(db: Queryable, b: NewBundle): Promise<BundleRecord> {
+/** Inserts a bundle; one accepted from a suggestion records it (a second live one fails with 23505). */
+export async function insertBundle(
+  db: Queryable,
+  b: NewBundle,
+  suggestionId: string | null = null,
+): Promise<BundleRecord> {
   const { rows } = await db.query<BundleRow>(
-    `INSERT INTO mcp_bundles (id, name, server_ids, config, description, workflow)
-     VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6::jsonb)
+    `INSERT INTO mcp_bundles (id, name, server_ids, config, description, workflow, suggestion_id)
+     VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6::jsonb, $7)
      RETURNING ${columns}`,
-    bundleValues(b),
+    [...bundleValues(b), suggestionId],
   );
   return toRecord(rows[0]!);
+}
+
+/** The live bundle accepted from a suggestion, if there is one. */
+export async function findBundleOfSuggestion(
+  db: Queryable,
+  suggestionId: string,
+): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string }>(
+    'SELECT id FROM mcp_bundles WHERE suggestion_id = $1 AND deleted_at IS NULL',
+    [suggestionId],
+  );
+  return rows[0]?.id;
 }
 
 export async function findBundle(db: Queryable, id: string): Promise<BundleRecord | undefined> {
@@ -119,8 +140,8 @@ export async function listBundlesWithPerformance(
   db: Queryable,
 ): Promise<{ bundle: BundleRecord; performance: BundlePerformance }[]> {
   const { rows } = await db.query<PerformanceRow>(
-    `SELECT b.id, b.name, b.server_ids, b.config, b.description, b.workflow, b.execution_count, b.created_at,
-            b.updated_at, p.executions_recorded, p.success_rate, p.avg_duration_ms, p.p95_duration_ms, p.last_run
+    `SELECT b.id, b.name, b.server_ids, b.config, b.description, b.workflow, b.suggestion_id, b.execution_count,
+            b.created_at, b.updated_at, p.executions_recorded, p.success_rate, p.avg_duration_ms, p.p95_duration_ms, p.last_run
      FROM mcp_bundles b
      LEFT JOIN mcp_bundle_performance p ON p.bundle_id = b.id
      WHERE b.deleted_at IS NULL

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Progress, Tool } from '@modelcontextprotocol/client';
 import type { Config } from '../config.js';
-import type { Db } from '../db/db.js';
+import { type Db, isUniqueViolation } from '../db/db.js';
 import { HubError, isHubError, notFound } from '../errors.js';
 import type { HubEventBus } from '../events/hub-events.js';
 import type { Logger } from '../logger.js';
@@ -15,6 +15,7 @@ import {
   type BundleRecord,
   closeStaleExecution,
   findBundle,
+  findBundleOfSuggestion,
   findExecution,
   finishExecution,
   heartbeatExecutions,
@@ -74,6 +75,7 @@ function toView(b: BundleRecord, performance?: BundlePerformance) {
     config: b.config,
     description: b.description,
     workflow: b.workflow,
+    suggestionId: b.suggestionId,
     execution_count: b.executionCount,
     created_at: b.createdAt.toISOString(),
     updated_at: b.updatedAt.toISOString(),
@@ -270,7 +272,8 @@ export class BundleService {
     return toView(await this.#require(id));
   }
 
-  async create(input: CreateBundleInput): Promise<BundleView> {
+  /** `suggestionId`: the suggestion it is accepted from (one live bundle each: a second is SB_ERR_CONFLICT). */
+  async create(input: CreateBundleInput, suggestionId?: string): Promise<BundleView> {
     await this.#checkServers(input.serverIds);
     const next: NewBundle = {
       id: `bundle-${Date.now()}-${randomSuffix()}`,
@@ -281,7 +284,29 @@ export class BundleService {
       workflow: input.workflow ?? null,
     };
     if (next.workflow) await this.#plan(next, next.workflow);
-    return toView(await insertBundle(this.#d.db, next));
+    try {
+      return toView(await insertBundle(this.#d.db, next, suggestionId ?? null));
+    } catch (err) {
+      if (suggestionId !== undefined && isUniqueViolation(err))
+        throw await this.#acceptedAlready(suggestionId);
+      throw err;
+    }
+  }
+
+  /** The error for a suggestion that has a live bundle already, naming it. */
+  async #acceptedAlready(suggestionId: string): Promise<HubError> {
+    const bundleId = await findBundleOfSuggestion(this.#d.db, suggestionId);
+    return new HubError(
+      'SB_ERR_CONFLICT',
+      `suggestion ${suggestionId} was accepted already${bundleId ? ` as bundle ${bundleId}` : ''}`,
+      { suggestionId, ...(bundleId ? { bundleId } : {}) },
+    );
+  }
+
+  /** Refuses a suggestion that has a live bundle already (before the work of accepting it again). */
+  async assertNotAccepted(suggestionId: string): Promise<void> {
+    if (await findBundleOfSuggestion(this.#d.db, suggestionId))
+      throw await this.#acceptedAlready(suggestionId);
   }
 
   async update(id: string, patch: UpdateBundleInput): Promise<BundleView> {

@@ -153,7 +153,7 @@ function template(
 
 export interface SuggestionDeps {
   db: Db;
-  bundles: Pick<BundleService, 'create'>;
+  bundles: Pick<BundleService, 'create' | 'assertNotAccepted'>;
 }
 
 /**
@@ -182,6 +182,7 @@ export class BundleSuggestions {
     input: AcceptSuggestionInput,
     q: AcceptSuggestionQuery,
   ): Promise<{ suggestion: BundleSuggestion; bundle: BundleView }> {
+    await this.#d.bundles.assertNotAccepted(id);
     const pattern = (await this.#mine(q)).find((p) => suggestionId(p.step_servers, p.tools) === id);
     if (!pattern) {
       throw notFound(`Suggestion ${id}`, {
@@ -191,15 +192,18 @@ export class BundleSuggestions {
     }
     const [suggestion] = await this.#build([pattern]);
     const s = suggestion!;
-    const bundle = await this.#d.bundles.create({
-      bundleName: input?.bundleName ?? `${s.servers.join(' + ')}: ${s.tools.join(' → ')}`.slice(0, 255),
-      serverIds: s.serverIds,
-      bundleConfig: s.bundleConfig,
-      description:
-        input?.description ??
-        `Suggested from usage (${s.id}): ${s.evidence.support} sessions, confidence ${s.evidence.confidence}, lift ${s.evidence.lift}`,
-      workflow: s.workflow,
-    });
+    const bundle = await this.#d.bundles.create(
+      {
+        bundleName: input?.bundleName ?? `${s.servers.join(' + ')}: ${s.tools.join(' → ')}`.slice(0, 255),
+        serverIds: s.serverIds,
+        bundleConfig: s.bundleConfig,
+        description:
+          input?.description ??
+          `Suggested from usage (${s.id}): ${s.evidence.support} sessions, confidence ${s.evidence.confidence}, lift ${s.evidence.lift}`,
+        workflow: s.workflow,
+      },
+      s.id,
+    );
     return { suggestion: s, bundle };
   }
 

@@ -99,6 +99,11 @@ export function encodeCopyRows(rows: readonly (readonly unknown[])[]): string {
   return out;
 }
 
+/** A unique constraint refused the statement (SQLSTATE 23505), on either driver. */
+export function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === '23505';
+}
+
 /** PostgreSQL type OIDs whose default JS mapping differs between the two drivers. */
 export const typeOids = { int8: 20, numeric: 1700, timestamp: 1114 } as const;
 

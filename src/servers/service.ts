@@ -1,4 +1,4 @@
-import type { Db } from '../db/db.js';
+import { type Db, isUniqueViolation } from '../db/db.js';
 import { HubError, notFound } from '../errors.js';
 import type { HubEventBus } from '../events/hub-events.js';
 import {
@@ -79,10 +79,6 @@ function mergeSecrets(next: Record<string, string>, stored: Record<string, strin
   return Object.fromEntries(
     Object.entries(next).map(([k, v]) => [k, v === MASKED && k in stored ? stored[k]! : v]),
   );
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  return (err as { code?: string }).code === '23505';
 }
 
 export class ServerRegistry {

@@ -206,17 +206,39 @@ describe.each(drivers)('bundle suggestions from usage on %s', (driver) => {
       method: 'POST',
       url: `/api/mcp/bundle/suggestions/${suggestion!.id}/accept`,
     });
-    expect(again.statusCode).toBe(404);
+    expect(again.statusCode).toBe(409);
     expect(again.json()).toMatchObject({
       success: false,
-      error: { code: 'SB_ERR_NOT_FOUND', details: { suggestionId: suggestion!.id } },
+      error: { code: 'SB_ERR_CONFLICT', details: { suggestionId: suggestion!.id, bundleId: body.bundleId } },
     });
+    expect(body.bundle.suggestionId).toBe(suggestion!.id);
 
     // Deleting the bundle brings the suggestion back (the bundle's own calls are not evidence either way).
     await t.api({ method: 'DELETE', url: `/api/mcp/bundle/${body.bundleId}` });
     const back = await suggestions();
     expect(back[0]!.id).toBe(suggestion!.id);
     expect(back[0]!.evidence.support).toBe(suggestion!.evidence.support);
+
+    // Accepted twice at once (a double click): one bundle, and the other accept names it.
+    const accept = () =>
+      t.api({ method: 'POST', url: `/api/mcp/bundle/suggestions/${suggestion!.id}/accept` });
+    const both = await Promise.all([accept(), accept()]);
+    expect(both.map((r) => r.statusCode).sort()).toEqual([201, 409]);
+    const winner = both.find((r) => r.statusCode === 201)!.json().bundleId;
+    expect(both.find((r) => r.statusCode === 409)!.json().error).toMatchObject({
+      code: 'SB_ERR_CONFLICT',
+      details: { suggestionId: suggestion!.id, bundleId: winner },
+    });
+    const live = await t.hub.db.query<{ id: string }>(
+      'SELECT id FROM mcp_bundles WHERE suggestion_id = $1 AND deleted_at IS NULL',
+      [suggestion!.id],
+    );
+    expect(live.rows).toEqual([{ id: winner }]);
+    // The database holds the line even for an accept that passed the check before the other stored its bundle.
+    await expect(
+      t.hub.bundles.create({ bundleName: 'again', serverIds: [seo, content] }, suggestion!.id),
+    ).rejects.toMatchObject({ code: 'SB_ERR_CONFLICT', details: { bundleId: winner } });
+    await t.api({ method: 'DELETE', url: `/api/mcp/bundle/${winner}` });
   });
 
   it('answers 404 for an unknown suggestion and 400 for a bad body', async () => {
