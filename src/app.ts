@@ -132,6 +132,7 @@ export async function buildApp(
   const realtime = createSocketServer(app, {
     allowedOrigins: config.allowedOrigins,
     maxPacketBytes: config.bodyLimitBytes * 2,
+    shared: redis !== undefined,
   });
   if (redis) useRedisAdapter(realtime.io, redis, log.child({ module: 'redis' }));
   const streamLog = log.child({ module: 'streams' });

@@ -240,7 +240,7 @@ export function registerBundleNamespace(
 
   // A follower of the execution and of its bundle is in both rooms and still gets each update once.
   const unsubscribe = service.subscribe((update) => {
-    if (ns.sockets.size === 0) return;
+    if (!realtime.mayHaveListeners(ns)) return;
     (
       ns.to([executionRoom(update.executionId), bundleRoom(update.bundleId)]).emit as (
         e: string,

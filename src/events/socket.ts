@@ -48,7 +48,7 @@ export function registerLiveEvents(
 
   const feed = new LiveEventFeed({
     bus,
-    watched: () => ns.sockets.size > 0,
+    watched: () => realtime.mayHaveListeners(ns),
     onBatch: (batch) => {
       ns.to('all').emit(LIVE_EVENTS, batch);
       // Per-server subscribers get their server's share of the batch, with its own exact count.

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { Server, type Socket } from 'socket.io';
+import { type Namespace, Server, type Socket } from 'socket.io';
 import { HubError } from '../errors.js';
 import { isOriginAllowed } from '../http/origin-check.js';
 import { coalesceWebSocketWrites } from './coalesce-writes.js';
@@ -8,6 +8,8 @@ export interface RealtimeOptions {
   allowedOrigins: readonly string[];
   /** Largest socket.io packet; a bigger one makes engine.io drop the connection, so features check a lower limit themselves. */
   maxPacketBytes: number;
+  /** Broadcasts reach the sockets of other hub processes too (the Redis adapter is installed). */
+  shared?: boolean;
 }
 
 /** A refused handshake: socket.io clients get `connect_error` with this message and `data: { code, details }`. */
@@ -38,6 +40,11 @@ export function originCheck(allowed: readonly string[]) {
 
 export interface Realtime {
   io: Server;
+  /**
+   * Whether a broadcast in `ns` may reach anybody: a socket of this hub, or, across hubs, possibly one of
+   * another hub (which cannot be known without asking them all). Features skip building what nobody gets.
+   */
+  mayHaveListeners(ns: Namespace): boolean;
   /** Work to do while sockets are still connected at shutdown (say goodbye, stop sessions). */
   beforeClose(fn: () => Promise<void>): void;
 }
@@ -69,5 +76,9 @@ export function createSocketServer(app: FastifyInstance, options: RealtimeOption
   };
   app.addHook('preClose', close);
   app.addHook('onClose', close);
-  return { io, beforeClose: (fn) => closers.push(fn) };
+  return {
+    io,
+    mayHaveListeners: (ns) => options.shared === true || ns.sockets.size > 0,
+    beforeClose: (fn) => closers.push(fn),
+  };
 }
