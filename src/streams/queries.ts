@@ -20,25 +20,44 @@ export interface StreamCounters {
 }
 
 /**
- * Adds the counters of several streams in one transaction. Additive, so that every hub serving a stream adds
- * its own share; `active: true` leaves the flag as it is (another hub may have stopped the stream).
+ * Adds the counters of several streams in one statement, and notes that this hub serves them now
+ * (last_seen_at). Additive, so that every hub serving a stream adds its own share; `active: true` leaves the
+ * flag as it is (another hub may have stopped the stream).
  */
-export async function updateStreamCounters(
-  db: { transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> },
-  rows: readonly StreamCounters[],
-): Promise<void> {
+export async function updateStreamCounters(db: Queryable, rows: readonly StreamCounters[]): Promise<void> {
   if (rows.length === 0) return;
-  await db.transaction(async (tx) => {
-    for (const r of rows) {
-      await tx.query(
-        `UPDATE mcp_stream_sessions
-            SET messages_received = messages_received + $2, messages_sent = messages_sent + $3,
-                active = active AND $4
-          WHERE id = $1`,
-        [r.id, r.messagesReceived, r.messagesSent, r.active],
-      );
-    }
-  });
+  await db.query(
+    `UPDATE mcp_stream_sessions s
+        SET messages_received = s.messages_received + c.received, messages_sent = s.messages_sent + c.sent,
+            active = s.active AND c.active, last_seen_at = LOCALTIMESTAMP
+       FROM unnest($1::varchar[], $2::int[], $3::int[], $4::boolean[]) AS c(id, received, sent, active)
+      WHERE s.id = c.id`,
+    [
+      rows.map((r) => r.id),
+      rows.map((r) => r.messagesReceived),
+      rows.map((r) => r.messagesSent),
+      rows.map((r) => r.active),
+    ],
+  );
+}
+
+/**
+ * Active sessions that no hub has vouched for (counters or heartbeat) for `staleMs`, apart from `except`
+ * (this hub's own): their hub stopped without closing them, or nobody serves them now.
+ */
+export async function selectUnattendedStreams(
+  db: Queryable,
+  staleMs: number,
+  except: readonly string[],
+): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM mcp_stream_sessions
+      WHERE active AND COALESCE(last_seen_at, started_at) < LOCALTIMESTAMP - make_interval(secs => $1::float8 / 1000)
+        AND NOT (id = ANY($2::varchar[]))
+      ORDER BY started_at`,
+    [staleMs, except],
+  );
+  return rows.map((r) => r.id);
 }
 
 export async function selectActiveStreams(

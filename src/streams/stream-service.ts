@@ -27,6 +27,7 @@ import {
   markStreamsInactive,
   type StreamCounters,
   selectActiveStreams,
+  selectUnattendedStreams,
   updateStreamCounters,
 } from './queries.js';
 import {
@@ -83,9 +84,19 @@ export interface StreamServiceOptions {
   idleTimeoutMs?: number;
   /** How often counters are written to mcp_stream_sessions. Default 2 s. */
   flushIntervalMs?: number;
+  /** A stream this hub serves is vouched for in mcp_stream_sessions at least this often. Default 10 s. */
+  heartbeatMs?: number;
+  /**
+   * An active stream row nobody vouched for in this long is swept (marked inactive; with a shared store only
+   * once its shared state has expired too). Checked every minute. Default 60 s.
+   */
+  staleAfterMs?: number;
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
+
+/** How often each hub looks for active streams that no hub serves any more (see sweepUnattended). */
+const SWEEP_INTERVAL_MS = 60_000;
 
 export const defaultStreamLimits: StreamLimits = {
   ratePerSecond: 5000,
@@ -130,6 +141,8 @@ interface Session {
   /** What of received/sent is already in mcp_stream_sessions (each hub adds its own deltas). */
   flushedReceived: number;
   flushedSent: number;
+  /** When this hub last wrote the stream's row (performance.now()). */
+  writtenAt: number;
   lastActivity: number;
   unsubscribe: () => void;
 }
@@ -219,6 +232,9 @@ export class StreamService {
   readonly #tokenTtlMs: number;
   readonly #idleTimeoutMs: number;
   readonly #flushIntervalMs: number;
+  readonly #heartbeatMs: number;
+  readonly #staleAfterMs: number;
+  #sweptAt = performance.now();
   #relay: ((m: RelayedMessage) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
@@ -230,6 +246,8 @@ export class StreamService {
     this.#tokenTtlMs = o.tokenTtlMs ?? 15 * 60_000;
     this.#idleTimeoutMs = o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#flushIntervalMs = o.flushIntervalMs ?? 2_000;
+    this.#heartbeatMs = o.heartbeatMs ?? 10_000;
+    this.#staleAfterMs = o.staleAfterMs ?? 60_000;
   }
 
   get limits(): StreamLimits {
@@ -340,6 +358,7 @@ export class StreamService {
       sent: 0,
       flushedReceived: 0,
       flushedSent: 0,
+      writtenAt: performance.now(),
       lastActivity: performance.now(),
       unsubscribe: () => {},
     };
@@ -905,6 +924,32 @@ export class StreamService {
     }
     this.#store.sweep(Date.now());
     this.#flushing = this.#flushing.then(() => this.#flush());
+    if (now - this.#sweptAt >= SWEEP_INTERVAL_MS) {
+      this.#sweptAt = now;
+      this.sweepUnattended().catch((err: unknown) =>
+        this.o.log.warn({ err }, 'could not sweep unattended streams'),
+      );
+    }
+  }
+
+  /**
+   * Marks inactive the active streams that no hub has vouched for in `staleAfterMs` (their hub died): all of
+   * them with streams in one process, and with a shared store those whose shared state has expired too
+   * (until then a client may still resume one on any hub). Returns their ids.
+   */
+  async sweepUnattended(): Promise<string[]> {
+    const candidates = await selectUnattendedStreams(this.o.db, this.#staleAfterMs, [
+      ...this.#sessions.keys(),
+    ]);
+    const gone = this.#store.shared
+      ? (
+          await Promise.all(candidates.map(async (id) => ((await this.#store.load(id)) ? undefined : id)))
+        ).filter((id) => id !== undefined)
+      : candidates;
+    if (gone.length === 0) return [];
+    await markStreamsInactive(this.o.db, gone);
+    this.o.log.info({ streams: gone }, 'streams no hub serves any more marked inactive');
+    return gone;
   }
 
   /** Idle here: stopped if idle on every hub too, otherwise only let go of on this one. */
@@ -931,13 +976,17 @@ export class StreamService {
     };
     s.flushedReceived = s.received;
     s.flushedSent = s.sent;
+    s.writtenAt = performance.now();
     return row;
   }
 
+  /** Writes the counters that changed, and vouches for the streams whose row was not written for a while. */
   async #flush(): Promise<void> {
     const rows: StreamCounters[] = [];
+    const due = performance.now() - this.#heartbeatMs;
     for (const s of this.#sessions.values())
-      if (s.received !== s.flushedReceived || s.sent !== s.flushedSent) rows.push(this.#counters(s, true));
+      if (s.received !== s.flushedReceived || s.sent !== s.flushedSent || s.writtenAt <= due)
+        rows.push(this.#counters(s, true));
     await this.#write(rows);
   }
 

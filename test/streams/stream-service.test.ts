@@ -1,9 +1,36 @@
+import { randomBytes } from 'node:crypto';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/db/db.js';
 import { createLogger } from '../../src/logger.js';
+import type { RedisClient } from '../../src/realtime/redis.js';
 import type { StreamServerToClient } from '../../src/realtime/stream-events.js';
+import { RedisStreamStore } from '../../src/streams/redis-stream-store.js';
 import { type StreamPeer, StreamService } from '../../src/streams/stream-service.js';
 import { flakyServer, startTestHub, type TestHub } from '../helpers/hub.js';
+import { deleteRedisKeys, redisUrl } from '../helpers/redis.js';
 import { until } from '../helpers/stream-hub.js';
+
+/** An active mcp_stream_sessions row of a hub that is not this test's, last vouched for `agoMs` ago. */
+async function foreignStream(db: Db, serverId: number, agoMs: number): Promise<string> {
+  const id = `stream-${serverId}-elsewhere-${randomBytes(4).toString('hex')}`;
+  await db.query(
+    `INSERT INTO mcp_stream_sessions (id, server_id, client_id, started_at, last_seen_at, active)
+     VALUES ($1, $2, 'elsewhere', LOCALTIMESTAMP - interval '1 hour', LOCALTIMESTAMP - make_interval(secs => $3), true)`,
+    [id, serverId, agoMs / 1000],
+  );
+  return id;
+}
+
+const activeOf = async (db: Db, ids: string[]) =>
+  Object.fromEntries(
+    (
+      await db.query<{ id: string; active: boolean }>(
+        'SELECT id, active FROM mcp_stream_sessions WHERE id = ANY($1)',
+        [ids],
+      )
+    ).rows.map((r) => [r.id, r.active]),
+  );
 
 /** A peer that records what it is sent, as a socket would deliver it. */
 function fakePeer(clientId: string) {
@@ -32,6 +59,7 @@ describe('StreamService without sockets', () => {
       log: createLogger('silent'),
       idleTimeoutMs: 150,
       flushIntervalMs: 25,
+      heartbeatMs: 50,
     });
     service.start();
   });
@@ -72,6 +100,36 @@ describe('StreamService without sockets', () => {
     );
     expect(view.rows[0]).toEqual({ messages_received: 2, messages_sent: 2 });
     detach();
+  });
+
+  it('vouches for its streams, and sweeps the active rows of streams no hub serves any more', async () => {
+    const { streamId: live } = await service.startStream({ serverId: flakyId, clientId: 'live' });
+    const seen = async () =>
+      (
+        await t.hub.db.query<{ at: Date | null }>(
+          'SELECT last_seen_at AS at FROM mcp_stream_sessions WHERE id = $1',
+          [live],
+        )
+      ).rows[0]?.at;
+    const first = await seen();
+    // Nothing happens on it, yet its hub keeps saying that it serves it.
+    let later = await seen();
+    for (let i = 0; i < 100 && later?.getTime() === first?.getTime(); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      later = await seen();
+    }
+    expect(later?.getTime()).toBeGreaterThan(first?.getTime() ?? 0);
+    const dead = await foreignStream(t.hub.db, flakyId, 10 * 60_000);
+    const alive = await foreignStream(t.hub.db, flakyId, 1_000);
+    expect(await service.sweepUnattended()).toEqual([dead]);
+    expect(await activeOf(t.hub.db, [live, dead, alive])).toEqual({
+      [live]: true,
+      [dead]: false,
+      [alive]: true,
+    });
+    const listed = await t.hub.db.query<{ stream_id: string }>('SELECT stream_id FROM mcp_active_streams');
+    expect(listed.rows.map((r) => r.stream_id)).not.toContain(dead);
+    expect(await service.sweepUnattended()).toEqual([]);
   });
 
   it('server notifications reach every client of the stream as server-notification', async () => {
@@ -133,5 +191,48 @@ describe('StreamService without sockets', () => {
       code: 'SB_ERR_CLOSED',
     });
     expect((await counters(streamId))?.active).toBe(false);
+  });
+});
+
+describe('sweeping streams with their state in Redis', () => {
+  const prefix = `sbtest-${randomBytes(4).toString('hex')}:`;
+  let t: TestHub;
+  let redis: RedisClient;
+  let flakyId: number;
+  const serviceOn = (store: RedisStreamStore, staleAfterMs = 60_000) =>
+    new StreamService({
+      db: t.hub.db,
+      pool: t.hub.pool,
+      registry: t.hub.registry,
+      events: t.hub.events,
+      log: createLogger('silent'),
+      store,
+      staleAfterMs,
+    });
+  beforeAll(async () => {
+    // PostgreSQL: where streams are shared in practice (and the sweep's SQL runs on both drivers).
+    t = await startTestHub('postgres');
+    flakyId = await t.addStdioServer('flaky', [flakyServer]);
+    redis = createClient({ url: redisUrl });
+    await redis.connect();
+  });
+  afterAll(async () => {
+    await redis?.close();
+    await t?.close();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('keeps a stream that a client may still resume, and sweeps one whose Redis state has expired', async () => {
+    const store = new RedisStreamStore(redis, { prefix, keyTtlMs: 60_000 });
+    // A hub starts a stream, then shuts down: its clients may resume it on another hub.
+    const leaving = serviceOn(store);
+    const { streamId: resumable } = await leaving.startStream({ serverId: flakyId, clientId: 'r' });
+    await leaving.close();
+    const expired = await foreignStream(t.hub.db, flakyId, 10 * 60_000);
+    const other = serviceOn(store, 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await other.sweepUnattended()).toEqual([expired]);
+    expect(await activeOf(t.hub.db, [resumable, expired])).toEqual({ [resumable]: true, [expired]: false });
+    await other.close();
   });
 });
