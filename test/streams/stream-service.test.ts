@@ -199,16 +199,25 @@ describe('sweeping streams with their state in Redis', () => {
   let t: TestHub;
   let redis: RedisClient;
   let flakyId: number;
-  const serviceOn = (store: RedisStreamStore, staleAfterMs = 60_000) =>
-    new StreamService({
+  const services: StreamService[] = [];
+  /** Another hub's stream service, as far as streams go: the shared store, this test's database and pool. */
+  const serviceOn = (
+    store: RedisStreamStore,
+    options: { staleAfterMs?: number; idleTimeoutMs?: number } = {},
+  ) => {
+    const service = new StreamService({
       db: t.hub.db,
       pool: t.hub.pool,
       registry: t.hub.registry,
       events: t.hub.events,
       log: createLogger('silent'),
       store,
-      staleAfterMs,
+      flushIntervalMs: 25,
+      ...options,
     });
+    services.push(service);
+    return service;
+  };
   beforeAll(async () => {
     // PostgreSQL: where streams are shared in practice (and the sweep's SQL runs on both drivers).
     t = await startTestHub('postgres');
@@ -217,6 +226,7 @@ describe('sweeping streams with their state in Redis', () => {
     await redis.connect();
   });
   afterAll(async () => {
+    for (const service of services) await service.close();
     await redis?.close();
     await t?.close();
     await deleteRedisKeys(prefix);
@@ -229,10 +239,34 @@ describe('sweeping streams with their state in Redis', () => {
     const { streamId: resumable } = await leaving.startStream({ serverId: flakyId, clientId: 'r' });
     await leaving.close();
     const expired = await foreignStream(t.hub.db, flakyId, 10 * 60_000);
-    const other = serviceOn(store, 1);
+    const other = serviceOn(store, { staleAfterMs: 1 });
     await new Promise((r) => setTimeout(r, 20));
     expect(await other.sweepUnattended()).toEqual([expired]);
     expect(await activeOf(t.hub.db, [resumable, expired])).toEqual({ [resumable]: true, [expired]: false });
-    await other.close();
+  });
+
+  it('a stream idle on one hub but used on another is let go of there, not stopped; idle everywhere, it stops', async () => {
+    const store = new RedisStreamStore(redis, { prefix, keyTtlMs: 60_000 });
+    const a = serviceOn(store, { idleTimeoutMs: 150 });
+    const b = serviceOn(store, { idleTimeoutMs: 150 });
+    a.start();
+    b.start();
+    const { streamId } = await a.startStream({ serverId: flakyId, clientId: 'x' });
+    const ctx = await b.authenticate(streamId, (await b.issueToken(streamId, 'x')).token);
+    const client = fakePeer('x');
+    const detach = b.attach(ctx, client.peer);
+    // Well past the idle time on A, which has no client of it: A lets go, the stream stays.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await activeOf(t.hub.db, [streamId])).toEqual({ [streamId]: true });
+    expect((await b.status()).some((x) => x.streamId === streamId)).toBe(true);
+    expect(client.disconnects).toEqual([]);
+    detach();
+    let row = await activeOf(t.hub.db, [streamId]);
+    for (let i = 0; i < 100 && row[streamId] !== false; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      row = await activeOf(t.hub.db, [streamId]);
+    }
+    expect(row).toEqual({ [streamId]: false });
+    await expect(a.issueToken(streamId, 'y')).rejects.toMatchObject({ code: 'SB_ERR_STREAM_STOPPED' });
   });
 });
