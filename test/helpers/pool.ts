@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { CallToolResult } from '@modelcontextprotocol/client';
@@ -14,6 +15,23 @@ const execFileP = promisify(execFile);
 /** Built by `npm run build` (vitest's pretest runs it with `npm test`). */
 export const flakyScript = 'dist/examples/servers/flaky.js';
 export const everythingScript = 'node_modules/@modelcontextprotocol/server-everything/dist/index.js';
+
+/** Fails a suite at once, saying what to do, when the flaky fixture has not been built. */
+export function assertFlakyBuilt(): void {
+  if (!existsSync(path.join(projectRoot, flakyScript)))
+    throw new Error(`${flakyScript} missing: run npm run build`);
+}
+
+/** What the flaky fixture's `stats` tool reports of its process. */
+export interface FlakyStats {
+  calls: number;
+  cancellations: number;
+  maxConcurrent: number;
+  completed: number;
+  running: number;
+  lookups: number;
+  pid: number;
+}
 
 export function makeRecord(fields: Partial<ServerRecord> & Pick<ServerRecord, 'id'>): ServerRecord {
   const now = new Date();

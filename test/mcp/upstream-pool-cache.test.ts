@@ -2,13 +2,12 @@
  * cache_ttl_ms against the flaky fixture: its `lookup` tool is annotated readOnlyHint and counts the
  * lookups that really reached the process. Needs `npm run build` (dist/examples/servers/flaky.js).
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamNotification } from '../../src/mcp/upstream-pool.js';
-import { projectRoot } from '../../src/paths.js';
 import {
+  assertFlakyBuilt,
   createTestPool,
+  type FlakyStats,
   flakyRecord,
   flakyScript,
   structured,
@@ -16,17 +15,10 @@ import {
   waitFor,
 } from '../helpers/pool.js';
 
-interface Stats {
-  calls: number;
-  lookups: number;
-  pid: number;
-}
-
 let t: TestPool;
 
 beforeAll(() => {
-  if (!existsSync(path.join(projectRoot, flakyScript)))
-    throw new Error(`${flakyScript} missing: run npm run build`);
+  assertFlakyBuilt();
   t = createTestPool(
     [
       flakyRecord(1, { cache_ttl_ms: 60_000 }),
@@ -43,7 +35,7 @@ afterAll(async () => {
   await t.pool.close();
 });
 
-const stats = async (id: number) => structured<Stats>((await t.pool.callTool(id, 'stats', {})).result);
+const stats = async (id: number) => structured<FlakyStats>((await t.pool.callTool(id, 'stats', {})).result);
 const lookup = async (id: number, args: Record<string, unknown>) =>
   (await t.pool.callTool(id, 'lookup', args)).result;
 /** Lookups that reached server `id` while `fn` ran. */

@@ -3,36 +3,28 @@
  * processes, concurrency, instances, timeouts, cancellation, crashes, retries, idle close, reconfiguration,
  * shutdown without leaked processes. Needs `npm run build` (dist/examples/servers/flaky.js).
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Progress } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamNotification } from '../../src/mcp/upstream-pool.js';
 import { projectRoot } from '../../src/paths.js';
 import {
+  assertFlakyBuilt,
   childPidsExcept,
   createTestPool,
+  type FlakyStats,
   flakyRecord,
-  flakyScript,
   isAlive,
   structured,
   type TestPool,
   waitFor,
 } from '../helpers/pool.js';
 
-interface Stats {
-  calls: number;
-  cancellations: number;
-  maxConcurrent: number;
-  pid: number;
-}
-
 let t: TestPool;
 let before: number[];
 
 beforeAll(async () => {
-  if (!existsSync(path.join(projectRoot, flakyScript)))
-    throw new Error(`${flakyScript} missing: run npm run build`);
+  assertFlakyBuilt();
   before = await childPidsExcept([]);
   t = createTestPool([
     flakyRecord(1),
@@ -54,7 +46,7 @@ afterAll(async () => {
   await t.pool.close();
 });
 
-const stats = async (id: number) => structured<Stats>((await t.pool.callTool(id, 'stats', {})).result);
+const stats = async (id: number) => structured<FlakyStats>((await t.pool.callTool(id, 'stats', {})).result);
 
 describe('flaky server', () => {
   it('negotiates the 2026-07-28 revision and reports it once', async () => {

@@ -2,14 +2,13 @@
  * reconfigure() against real flaky processes: hub-side knobs change on the live entry and its processes
  * stay (same pids); a transport change, disable or enable restarts them. Needs `npm run build`.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/paths.js';
 import type { ServerConfig, ServerRecord } from '../../src/servers/payloads.js';
 import {
+  assertFlakyBuilt,
   childPidsExcept,
   createTestPool,
+  type FlakyStats,
   flakyRecord,
   flakyScript,
   isAlive,
@@ -18,19 +17,11 @@ import {
   waitFor,
 } from '../helpers/pool.js';
 
-interface Stats {
-  calls: number;
-  maxConcurrent: number;
-  running: number;
-  pid: number;
-}
-
 let t: TestPool;
 let before: number[];
 
 beforeAll(async () => {
-  if (!existsSync(path.join(projectRoot, flakyScript)))
-    throw new Error(`${flakyScript} missing: run npm run build`);
+  assertFlakyBuilt();
   before = await childPidsExcept([]);
   t = createTestPool([
     flakyRecord(1, { max_concurrency: 2 }),
@@ -47,7 +38,7 @@ afterAll(async () => {
   await t.pool.close();
 });
 
-const stats = async (id: number) => structured<Stats>((await t.pool.callTool(id, 'stats', {})).result);
+const stats = async (id: number) => structured<FlakyStats>((await t.pool.callTool(id, 'stats', {})).result);
 const pidOf = (r: { result: Parameters<typeof structured>[0] }) => structured<{ pid: number }>(r.result).pid;
 
 async function reconfigure(id: number, config: ServerConfig, extra: Partial<ServerRecord> = {}) {
