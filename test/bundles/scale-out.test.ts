@@ -2,21 +2,18 @@
  * Bundle executions and live events across two hub processes (the built hub, `npm run build`) on one
  * PostgreSQL database and one Redis. PostgreSQL only: an embedded PGlite database cannot be shared.
  */
-import { randomBytes } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLES_NAMESPACE, BundleServerEvents } from '../../src/bundles/socket.js';
 import { LIVE_EVENTS } from '../../src/events/socket.js';
-import { createPostgresDatabase } from '../helpers/db.js';
 import { flakyServer } from '../helpers/hub.js';
-import { type HubProcess, processToken, startHubProcess } from '../helpers/hub-process.js';
-import { deleteRedisKeys, redisUrl } from '../helpers/redis.js';
+import { type HubPair, startHubPair } from '../helpers/hub-pair.js';
+import { type HubProcess, processToken } from '../helpers/hub-process.js';
 import { until } from '../helpers/stream-hub.js';
 
 describe('bundles and live events across two hub processes (PostgreSQL + Redis)', () => {
-  const prefix = `sbtest-${randomBytes(4).toString('hex')}:`;
   const sockets: Socket[] = [];
-  let database: Awaited<ReturnType<typeof createPostgresDatabase>>;
+  let pair: HubPair;
   let a: HubProcess;
   let b: HubProcess;
   let bundleId: string;
@@ -48,16 +45,8 @@ describe('bundles and live events across two hub processes (PostgreSQL + Redis)'
   };
 
   beforeAll(async () => {
-    database = await createPostgresDatabase();
-    const env = {
-      DATABASE_URL: database.url,
-      REDIS_URL: redisUrl,
-      SWITCHBOARD_REDIS_PREFIX: prefix,
-      SWITCHBOARD_SEED_EXAMPLES: 'false',
-    };
-    // One after the other: the first one migrates.
-    a = await startHubProcess(env);
-    b = await startHubProcess(env);
+    pair = await startHubPair({ SWITCHBOARD_SEED_EXAMPLES: 'false' });
+    ({ a, b } = pair);
     const server = await post(a, '/api/mcp/servers', {
       name: 'flaky',
       transport: 'stdio',
@@ -76,9 +65,7 @@ describe('bundles and live events across two hub processes (PostgreSQL + Redis)'
 
   afterAll(async () => {
     for (const s of sockets) s.close();
-    await Promise.all([a?.stop(), b?.stop()]);
-    await database?.drop();
-    await deleteRedisKeys(prefix);
+    await pair?.stop();
   }, 60_000);
 
   it('an execution running on A is followed live from B, though nobody follows anything on A', async () => {

@@ -2,39 +2,26 @@
  * The REST rate limit across two hub processes sharing one PostgreSQL and one Redis: a client's budget is
  * counted once, whichever hub answers. Needs `npm run build` (dist/src/main.js).
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPostgresDatabase } from '../helpers/db.js';
-import { type HubProcess, startHubProcess } from '../helpers/hub-process.js';
-import { deleteRedisKeys, redisUrl } from '../helpers/redis.js';
+import { type HubPair, startHubPair } from '../helpers/hub-pair.js';
+import type { HubProcess } from '../helpers/hub-process.js';
 
 const LIMIT = 6;
 
 describe('REST rate limit shared by two hubs through Redis', () => {
-  const prefix = `sbtest-${randomBytes(4).toString('hex')}:`;
-  let database: Awaited<ReturnType<typeof createPostgresDatabase>>;
+  let pair: HubPair;
   let a: HubProcess;
   let b: HubProcess;
 
   beforeAll(async () => {
-    database = await createPostgresDatabase();
-    const env = {
-      DATABASE_URL: database.url,
-      REDIS_URL: redisUrl,
-      SWITCHBOARD_REDIS_PREFIX: prefix,
+    pair = await startHubPair({
       SWITCHBOARD_RATE_LIMIT_PER_MINUTE: String(LIMIT),
       SWITCHBOARD_SEED_EXAMPLES: 'false',
-    };
-    // One after the other: the first one migrates.
-    a = await startHubProcess(env);
-    b = await startHubProcess(env);
+    });
+    ({ a, b } = pair);
   }, 120_000);
 
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await database?.drop();
-    await deleteRedisKeys(prefix);
-  }, 60_000);
+  afterAll(() => pair?.stop(), 60_000);
 
   it('counts requests to either hub against one budget, and answers the one over it with 429', async () => {
     const statuses: number[] = [];

@@ -2,7 +2,6 @@
  * Two hub processes (the built hub, `npm run build`) on one PostgreSQL database and one Redis: streams are
  * shared. PostgreSQL only: an embedded PGlite database cannot be shared by two processes.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,19 +10,19 @@ import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamClient, StreamRequestError } from '../../src/client/stream-client.js';
 import type { StreamStopped, TopicMessage } from '../../src/realtime/stream-events.js';
-import { createPostgresDatabase } from '../helpers/db.js';
 import { flakyServer } from '../helpers/hub.js';
+import { type HubPair, startHubPair } from '../helpers/hub-pair.js';
 import { type HubProcess, processToken, startHubProcess } from '../helpers/hub-process.js';
 import { type Child, freePort, startChild } from '../helpers/processes.js';
-import { deleteRedisKeys, redisUrl } from '../helpers/redis.js';
+import { redisUrl } from '../helpers/redis.js';
 import { until } from '../helpers/stream-hub.js';
 
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
 describe('streams across two hub processes (PostgreSQL + Redis)', () => {
-  const prefix = `sbtest-${randomBytes(4).toString('hex')}:`;
   const clients: StreamClient[] = [];
-  let database: Awaited<ReturnType<typeof createPostgresDatabase>>;
+  let pair: HubPair;
+  let prefix: string;
   let a: HubProcess;
   let b: HubProcess;
   let flakyId: number;
@@ -42,11 +41,8 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
   };
 
   beforeAll(async () => {
-    database = await createPostgresDatabase();
-    const env = { DATABASE_URL: database.url, REDIS_URL: redisUrl, SWITCHBOARD_REDIS_PREFIX: prefix };
-    // One after the other: the first one migrates and seeds the example servers.
-    a = await startHubProcess(env);
-    b = await startHubProcess(env);
+    pair = await startHubPair();
+    ({ a, b, prefix } = pair);
     const res = await fetch(`${a.base}/api/mcp/servers`, {
       method: 'POST',
       headers: a.headers,
@@ -63,9 +59,7 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
 
   afterAll(async () => {
     for (const c of clients) c.close();
-    await Promise.all([a?.stop(), b?.stop()]);
-    await database?.drop();
-    await deleteRedisKeys(prefix);
+    await pair?.stop();
   }, 60_000);
 
   it('both hubs report Redis ready', async () => {
