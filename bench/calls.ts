@@ -18,6 +18,7 @@ import {
   directEverything,
   echoMessage,
   measure,
+  reportTwoHop,
   reps,
   startBenchHub,
 } from './lib/everything-hub.js';
@@ -94,32 +95,12 @@ for (let rep = 0; rep < reps; rep++) {
 }
 
 const s = (k: string): Summary => summarize(runs[k]!);
-const twoHop = (a: number, b: number) => 1 / (1 / a + 1 / b);
-const ceilingSeq = twoHop(s('direct.seq').median, s('bare.seq').median);
-const ceilingConc = twoHop(s('direct.conc').median, s('bare.conc').median);
-
-printTable(`Tool calls (echo on server-everything over stdio), ${reps} runs, median`, [
-  { name: '(a) direct SDK stdio, sequential', value: s('direct.seq'), unit: 'calls/s' },
-  { name: '(a) direct SDK stdio, 32 in flight', value: s('direct.conc'), unit: 'calls/s' },
-  { name: '(b) bare Fastify HTTP, sequential', value: s('bare.seq'), unit: 'req/s' },
-  { name: '(b) bare Fastify HTTP, 32 in flight', value: s('bare.conc'), unit: 'req/s' },
-  { name: '(c) hub REST call, sequential', value: s('hub.seq'), unit: 'calls/s' },
-  { name: '(c) hub REST call, 32 in flight', value: s('hub.conc'), unit: 'calls/s' },
-  { name: '(c) hub, recording off, sequential', value: s('hub-norec.seq'), unit: 'calls/s' },
-  { name: '(c) hub, recording off, 32 in flight', value: s('hub-norec.conc'), unit: 'calls/s' },
-  { name: '(d) bare relay (Fastify + SDK), sequential', value: s('relay.seq'), unit: 'calls/s' },
-  { name: '(d) bare relay (Fastify + SDK), 32 in flight', value: s('relay.conc'), unit: 'calls/s' },
-]);
-console.log(
-  `\n  two-hop ceiling 1/(1/a+1/b): sequential ${Math.round(ceilingSeq)} calls/s, 32 in flight ${Math.round(ceilingConc)} calls/s`,
+reportTwoHop(
+  `Tool calls (echo on server-everything over stdio), ${reps} runs, median`,
+  s,
+  { bare: 'bare Fastify HTTP', bareUnit: 'req/s', hub: 'hub REST call', relay: 'bare relay (Fastify + SDK)' },
+  [{ name: 'hub, recording off', key: 'hub-norec' }],
 );
-console.log('\nRatios');
-ratioLine('hub / two-hop ceiling, sequential', s('hub.seq').median / ceilingSeq, 0.7);
-ratioLine('hub / two-hop ceiling, 32 in flight', s('hub.conc').median / ceilingConc, 0.7);
-ratioLine('bare relay / two-hop ceiling, sequential', s('relay.seq').median / ceilingSeq);
-ratioLine('bare relay / two-hop ceiling, 32 in flight', s('relay.conc').median / ceilingConc);
-ratioLine('hub / bare relay, sequential', s('hub.seq').median / s('relay.seq').median);
-ratioLine('hub / bare relay, 32 in flight', s('hub.conc').median / s('relay.conc').median);
 ratioLine('recording on / off, sequential', s('hub.seq').median / s('hub-norec.seq').median, 0.9);
 ratioLine('recording on / off, 32 in flight', s('hub.conc').median / s('hub-norec.conc').median, 0.9);
 console.log(`  MaxListenersExceededWarning lines in the hub's logs: ${warnings}`);

@@ -27,6 +27,7 @@ import {
   directEverything,
   echoMessage,
   measure,
+  reportTwoHop,
   reps,
   startBenchHub,
 } from './lib/everything-hub.js';
@@ -125,28 +126,12 @@ if (parts.has(1)) {
     }
   }
 
-  const twoHop = (a: number, b: number) => 1 / (1 / a + 1 / b);
-  const ceilingSeq = twoHop(s('direct.seq').median, s('bare.seq').median);
-  const ceilingConc = twoHop(s('direct.conc').median, s('bare.conc').median);
-  printTable(`1. Request/response (echo on server-everything over stdio), ${reps} runs, median`, [
-    { name: '(a) direct SDK stdio, sequential', value: s('direct.seq'), unit: 'calls/s' },
-    { name: '(a) direct SDK stdio, 32 in flight', value: s('direct.conc'), unit: 'calls/s' },
-    { name: '(b) bare socket.io echo, sequential', value: s('bare.seq'), unit: 'msg/s' },
-    { name: '(b) bare socket.io echo, 32 in flight', value: s('bare.conc'), unit: 'msg/s' },
-    { name: '(c) hub stream, sequential', value: s('hub.seq'), unit: 'calls/s' },
-    { name: '(c) hub stream, 32 in flight', value: s('hub.conc'), unit: 'calls/s' },
-    { name: '(d) bare relay (socket.io + SDK), sequential', value: s('relay.seq'), unit: 'calls/s' },
-    { name: '(d) bare relay (socket.io + SDK), 32 in flight', value: s('relay.conc'), unit: 'calls/s' },
-  ]);
-  console.log(
-    `\n  two-hop ceiling 1/(1/a+1/b): sequential ${Math.round(ceilingSeq)} calls/s, 32 in flight ${Math.round(ceilingConc)} calls/s`,
-  );
-  ratioLine('stream / two-hop ceiling, sequential', s('hub.seq').median / ceilingSeq, 0.7);
-  ratioLine('stream / two-hop ceiling, 32 in flight', s('hub.conc').median / ceilingConc, 0.7);
-  ratioLine('bare relay / two-hop ceiling, sequential', s('relay.seq').median / ceilingSeq);
-  ratioLine('bare relay / two-hop ceiling, 32 in flight', s('relay.conc').median / ceilingConc);
-  ratioLine('stream / bare relay, sequential', s('hub.seq').median / s('relay.seq').median);
-  ratioLine('stream / bare relay, 32 in flight', s('hub.conc').median / s('relay.conc').median);
+  reportTwoHop(`1. Request/response (echo on server-everything over stdio), ${reps} runs, median`, s, {
+    bare: 'bare socket.io echo',
+    bareUnit: 'msg/s',
+    hub: 'hub stream',
+    relay: 'bare relay (socket.io + SDK)',
+  });
 }
 
 // 2. the npm peers

@@ -8,7 +8,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { projectRoot } from '../../src/paths.js';
 import { createPostgresDatabase } from '../../test/helpers/db.js';
 import { type HubProcess, processToken, startHubProcess } from '../../test/helpers/hub-process.js';
-import { nowMs, throughput } from './measure.js';
+import { nowMs, printTable, ratioLine, type Summary, throughput } from './measure.js';
 
 export const everything = `${projectRoot}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
 export const echoMessage = 'x'.repeat(55);
@@ -96,4 +96,47 @@ export async function startBenchHub(
       await database?.drop();
     },
   };
+}
+
+/** The medians of one call benchmark's paths, by `<path>.seq` / `<path>.conc`. */
+export type PathSummaries = (key: string) => Summary;
+
+/**
+ * Prints the table of a call benchmark's paths — (a) direct, (b) the bare transport, (c) the hub (and any
+ * `more` rows), (d) the bare relay — with the two-hop ceiling 1 / (1/a + 1/b), and the ratios against it and
+ * against the relay. `what` names the paths of this benchmark; the goal is ≥ 0.7 of the ceiling.
+ */
+export function reportTwoHop(
+  title: string,
+  s: PathSummaries,
+  what: { bare: string; bareUnit: string; hub: string; relay: string },
+  more: { name: string; key: string }[] = [],
+): void {
+  const twoHop = (a: number, b: number) => 1 / (1 / a + 1 / b);
+  const ceiling = {
+    seq: twoHop(s('direct.seq').median, s('bare.seq').median),
+    conc: twoHop(s('direct.conc').median, s('bare.conc').median),
+  };
+  const modes = [
+    ['seq', 'sequential'],
+    ['conc', '32 in flight'],
+  ] as const;
+  const rows = (name: string, key: string, unit = 'calls/s') =>
+    modes.map(([m, label]) => ({ name: `${name}, ${label}`, value: s(`${key}.${m}`), unit }));
+  printTable(title, [
+    ...rows('(a) direct SDK stdio', 'direct'),
+    ...rows(`(b) ${what.bare}`, 'bare', what.bareUnit),
+    ...rows(`(c) ${what.hub}`, 'hub'),
+    ...more.flatMap((r) => rows(`(c) ${r.name}`, r.key)),
+    ...rows(`(d) ${what.relay}`, 'relay'),
+  ]);
+  console.log(
+    `\n  two-hop ceiling 1/(1/a+1/b): sequential ${Math.round(ceiling.seq)} calls/s, 32 in flight ${Math.round(ceiling.conc)} calls/s`,
+  );
+  for (const [m, label] of modes)
+    ratioLine(`hub / two-hop ceiling, ${label}`, s(`hub.${m}`).median / ceiling[m], 0.7);
+  for (const [m, label] of modes)
+    ratioLine(`bare relay / two-hop ceiling, ${label}`, s(`relay.${m}`).median / ceiling[m]);
+  for (const [m, label] of modes)
+    ratioLine(`hub / bare relay, ${label}`, s(`hub.${m}`).median / s(`relay.${m}`).median);
 }
