@@ -23,6 +23,7 @@ import { StreamClient } from '../src/client/stream-client.js';
 import { projectRoot } from '../src/paths.js';
 import { type Child, freePort, startChild, waitForHttp } from '../test/helpers/processes.js';
 import {
+  type BenchHub,
   type Caller,
   directEverything,
   echoMessage,
@@ -79,6 +80,18 @@ async function bareSocketIo(relay = false): Promise<{ url: string; child: Child;
   return { url: `http://127.0.0.1:${port}`, child, close: () => child.stop() };
 }
 
+/** A stream on the hub's server-everything, connected. */
+async function hubStream(hub: BenchHub, clientId: string): Promise<StreamClient> {
+  const c = await StreamClient.start({
+    baseUrl: hub.base,
+    apiToken: hub.token,
+    serverId: hub.everythingId,
+    clientId,
+  });
+  await c.connect();
+  return c;
+}
+
 const startHub = () =>
   startBenchHub({ database: process.env.BENCH_DB === 'postgres' ? 'postgres' : 'pglite' });
 
@@ -110,13 +123,7 @@ if (parts.has(1)) {
         await b.close();
       } else {
         const hub = await startHub();
-        const c = await StreamClient.start({
-          baseUrl: hub.base,
-          apiToken: hub.token,
-          serverId: hub.everythingId,
-          clientId: 'bench',
-        });
-        await c.connect();
+        const c = await hubStream(hub, 'bench');
         const r = await measure(socketCaller(c.socket as unknown as Socket));
         add('hub.seq', r.seq);
         add('hub.conc', r.conc);
@@ -147,13 +154,7 @@ if (parts.has(2)) {
 // 3. push vs polling, and 4. fan-out, on one hub.
 if (parts.has(3)) {
   const hub = await startHub();
-  const publisher = await StreamClient.start({
-    baseUrl: hub.base,
-    apiToken: hub.token,
-    serverId: hub.everythingId,
-    clientId: 'pub',
-  });
-  await publisher.connect();
+  const publisher = await hubStream(hub, 'pub');
   const streamId = publisher.streamId;
   const listener = await StreamClient.join({
     baseUrl: hub.base,
