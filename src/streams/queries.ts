@@ -5,8 +5,8 @@ export async function insertStreamSession(
   s: { id: string; serverId: number; clientId: string; config: unknown; startedAt: Date },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO mcp_stream_sessions (id, server_id, client_id, config, started_at, active)
-     VALUES ($1, $2, $3, $4, $5, true)`,
+    `INSERT INTO mcp_stream_sessions (id, server_id, client_id, config, started_at, active, last_seen_at)
+     VALUES ($1, $2, $3, $4, $5, true, LOCALTIMESTAMP)`,
     [s.id, s.serverId, s.clientId, JSON.stringify(s.config), s.startedAt],
   );
 }
