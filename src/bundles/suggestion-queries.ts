@@ -52,7 +52,8 @@ export interface FlowRow {
   from_step: number;
   to_step: number;
   path: string[];
-  arg: string;
+  /** The argument it flowed into: its key, and the keys down to it when nested. */
+  arg: string[];
   sessions: number;
   distinct_values: number;
 }
@@ -116,12 +117,18 @@ export async function exampleFlows(
          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(l.v) = 'array' THEN l.v END) WITH ORDINALITY a(value, i)
        ) c
        WHERE l.depth < $2
-     ), args AS (
-       SELECT ex.pattern, ex.example, ex.step, a.key AS arg, a.value AS v
+     ), args (pattern, example, step, arg, v, depth) AS (
+       SELECT ex.pattern, ex.example, ex.step, ARRAY[a.key], a.value, 1
        FROM ex
        CROSS JOIN LATERAL jsonb_each(
          CASE WHEN jsonb_typeof(ex.event_data -> 'arguments') = 'object' THEN ex.event_data -> 'arguments' END
        ) a
+       UNION ALL
+       -- Into nested objects too ({ options: { url } }); array items are values as a whole.
+       SELECT g.pattern, g.example, g.step, g.arg || c.key, c.value, g.depth + 1
+       FROM args g
+       CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(g.v) = 'object' THEN g.v END) c
+       WHERE g.depth < $2
      )
      SELECT l.pattern, l.step AS from_step, a.step AS to_step, l.path, a.arg,
             count(DISTINCT l.example)::int AS sessions, count(DISTINCT a.v)::int AS distinct_values

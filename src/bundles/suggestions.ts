@@ -36,7 +36,9 @@ export interface SuggestionFlow {
   toStep: number;
   /** Path in the earlier step's structured result, dot-separated. */
   path: string;
+  /** The argument it flowed into, dot-separated when nested (`options.url`); argumentPath has its keys. */
   argument: string;
+  argumentPath: string[];
   /** Example sessions where the value flowed, and their share of the examples read. */
   sessions: number;
   share: number;
@@ -103,7 +105,8 @@ function patternFlows(rows: readonly FlowRow[], examples: number): SuggestionFlo
       fromStep: r.from_step,
       toStep: r.to_step,
       path: r.path.join('.'),
-      argument: r.arg,
+      argument: r.arg.join('.'),
+      argumentPath: r.arg,
       sessions: r.sessions,
       share: Math.round(share * 10_000) / 10_000,
       reference,
@@ -112,7 +115,7 @@ function patternFlows(rows: readonly FlowRow[], examples: number): SuggestionFlo
   }
   // Per argument: the most frequent flow first, then one from a key of the argument's name (a page's title
   // and its h1 are often the same text), then the nearest earlier step, then the shortest path.
-  const named = (f: SuggestionFlow) => (f.path.split('.').at(-1) === f.argument ? 0 : 1);
+  const named = (f: SuggestionFlow) => (f.path.split('.').at(-1) === f.argumentPath.at(-1) ? 0 : 1);
   flows.sort(
     (a, b) =>
       a.toStep - b.toStep ||
@@ -125,12 +128,30 @@ function patternFlows(rows: readonly FlowRow[], examples: number): SuggestionFlo
   );
   const taken = new Set<string>();
   for (const f of flows) {
-    const key = `${f.toStep}\u0000${f.argument}`;
+    const key = `${f.toStep}\u0000${JSON.stringify(f.argumentPath)}`;
     if (taken.has(key)) continue;
     taken.add(key);
     f.used = true;
   }
   return flows;
+}
+
+/** Sets `value` at `path`, copying the objects on the way (common argument values are shared) or making them. */
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  // Defined as data: a recorded "__proto__" key must stay a key, not set a prototype.
+  const put = (node: Record<string, unknown>, key: string, v: unknown) =>
+    Object.defineProperty(node, key, { value: v, enumerable: true, writable: true, configurable: true });
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = Object.hasOwn(node, key) ? node[key] : undefined;
+    const copy: Record<string, unknown> =
+      next !== null && typeof next === 'object' && !Array.isArray(next)
+        ? { ...(next as Record<string, unknown>) }
+        : {};
+    put(node, key, copy);
+    node = copy;
+  }
+  put(node, path.at(-1)!, value);
 }
 
 function template(
@@ -144,7 +165,7 @@ function template(
     for (const a of args.filter((r) => r.step === i)) {
       if (a.present / examples >= SUGGESTION_TEMPLATE.argumentShare) stepArgs[a.arg] = a.value;
     }
-    for (const f of flows) if (f.used && f.toStep === i) stepArgs[f.argument] = f.reference;
+    for (const f of flows) if (f.used && f.toStep === i) setPath(stepArgs, f.argumentPath, f.reference);
     const sorted = Object.fromEntries(Object.entries(stepArgs).sort(([a], [b]) => a.localeCompare(b)));
     return { server: p.server_ids.indexOf(p.step_servers[i]!), tool, args: sorted };
   });

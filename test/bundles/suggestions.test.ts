@@ -309,6 +309,8 @@ describe.each(drivers)('workflow templates from recorded values on %s', (driver)
         url: `https://example.com/${i}`,
         seed: 7,
         api_key: `key-${i}`,
+        // Into a nested argument, next to a constant.
+        options: { link: { href: `https://example.com/${i}` }, tone: 'plain' },
       });
       // The same value every time on both sides: as likely a coincidence as a flow, so a literal.
       call(`constant-${i}`, i * 60, graphics, 'count', {}, { n: 5 });
@@ -345,11 +347,15 @@ describe.each(drivers)('workflow templates from recorded values on %s', (driver)
       server: 1,
       tool: 'generate_content',
       args: {
+        options: { link: { href: '{{steps.0.result.links.list.0.href}}' }, tone: 'plain' },
         seed: 7,
         topic: '{{steps.0.result.headings.h1.0}}',
         url: '{{steps.0.result.links.list.0.href}}',
       },
     });
+    expect(
+      byTools('analyze_seo→generate_content')!.evidence.flows.find((f) => f.argument === 'options.link.href'),
+    ).toMatchObject({ argumentPath: ['options', 'link', 'href'], path: 'links.list.0.href', used: true });
     const constant = byTools('count→repeat')!;
     expect(constant.workflow.steps[1]!.args).toEqual({ times: 5 });
     expect(constant.evidence.flows).toEqual([]);
