@@ -580,7 +580,11 @@ export class UpstreamPool {
   ): Promise<T> {
     for (let reroutes = 0; ; reroutes++) {
       this.#assertOpen();
-      const entry = await raceAbort(this.#entry(serverId), opts.signal, what);
+      // A loaded entry (nearly every call) is taken as it is: racing it against the signal would cost a
+      // listener and a turn per call for nothing.
+      const entry =
+        (opts.signal?.aborted ? undefined : this.#entries.get(serverId)) ??
+        (await raceAbort(this.#entry(serverId), opts.signal, what));
       holder.entry = entry;
       if (!entry.connections)
         throw new HubError('SB_ERR_SERVER_DISABLED', `${entry.record.name} (${serverId})`);
