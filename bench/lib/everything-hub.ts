@@ -15,10 +15,15 @@ export const echoMessage = 'x'.repeat(55);
 
 export type Caller = () => Promise<unknown>;
 
-/** The call benchmarks' settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 at 32 in flight). */
+/**
+ * The call benchmarks' settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 at 32 in flight),
+ * BENCH_WARMUP (2000 calls, one at a time, before each path is measured: a hub is a long-running process, and
+ * its code paths, longer than the bare ones, are not compiled by V8 until well past 200 calls).
+ */
 export const reps = Number(process.env.BENCH_REPS ?? 3);
 const seqCalls = Number(process.env.BENCH_SEQ ?? 2000);
 const concCalls = Number(process.env.BENCH_CONC ?? 4000);
+const warmupCalls = Number(process.env.BENCH_WARMUP ?? 2000);
 
 /** measureCaller with the counts of the settings. */
 export const measure = (call: Caller) => measureCaller(call, seqCalls, concCalls);
@@ -29,7 +34,7 @@ export async function measureCaller(
   seqCalls: number,
   concCalls: number,
 ): Promise<{ seq: number; conc: number }> {
-  for (let i = 0; i < 200; i++) await call();
+  for (let i = 0; i < warmupCalls; i++) await call();
   return { seq: await throughput(call, seqCalls, 1), conc: await throughput(call, concCalls, 32) };
 }
 
