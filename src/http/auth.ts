@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -31,7 +31,7 @@ export async function resolveApiToken(configured: string | undefined, dataDir: s
 }
 
 // Hashing both sides gives equal-length buffers, so the comparison time does not reveal the token length.
-const digest = (value: string) => createHash('sha256').update(value).digest();
+const digest = (value: string) => hash('sha256', value, 'buffer');
 
 /** A constant-time check against one expected token, whose digest is computed once. */
 export function tokenMatcher(expected: string): (presented: string | undefined) => boolean {
