@@ -11,8 +11,8 @@
  * Each bundle figure is also split, run by run, into the engine's own run (`durationMs`) and the rest of the wall
  * time: the request, reading the bundle and storing the end — the fixed cost of an execution.
  * Connections are warmed up before timing; every repetition times each path once, alternating their order.
- * Settings: BENCH_REPS (30), BENCH_DELAY_MS (50), BENCH_DAG_MS (5), BENCH_DB (`pglite`, or `postgres` for a
- * throwaway database on the local PostgreSQL).
+ * Settings: BENCH_REPS (30), BENCH_WARMUP (5 rounds of every path), BENCH_DELAY_MS (50), BENCH_DAG_MS (5),
+ * BENCH_DB (`pglite`, or `postgres` for a throwaway database on the local PostgreSQL).
  */
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
@@ -21,6 +21,7 @@ import { type BenchHub, startBenchHub } from './lib/everything-hub.js';
 import { nowMs, printTable, type Summary, summarize } from './lib/measure.js';
 
 const reps = Number(process.env.BENCH_REPS ?? 30);
+const warmups = Number(process.env.BENCH_WARMUP ?? 5);
 const delayMs = Number(process.env.BENCH_DELAY_MS ?? 50);
 const dagMs = Number(process.env.BENCH_DAG_MS ?? 5);
 const database = process.env.BENCH_DB === 'postgres' ? 'postgres' : 'pglite';
@@ -157,7 +158,7 @@ try {
   })) as { bundleId: string };
 
   // Warm-up: every connection open, tool lists cached, code paths compiled.
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < warmups; i++) {
     await directWorkflow(clients, independent);
     await directWorkflow(clients, dag);
     await sequentialRest(hub, serverIds, independent);
