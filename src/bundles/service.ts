@@ -400,8 +400,8 @@ export class BundleService {
     });
     // Written while the first steps run rather than before them (the steps' upstream calls are what the
     // execution waits for), from the next turn of the event loop, once the first steps' requests are sent.
-    // Step results follow it, since they refer to it. If it
-    // cannot be written, the execution is cancelled and execute() fails: nothing of it is stored.
+    // Step results follow it, since they refer to it. If it cannot be written, the execution is cancelled and
+    // execute() fails: nothing of it is stored.
     const stored = nextTurn().then(() =>
       insertExecution(db, {
         id: executionId,

@@ -503,16 +503,19 @@ export class UpstreamPool {
     return epoch;
   }
 
+  /** What `record` connects to; throws when the allow-list or its fields refuse it. */
+  #specOf(record: ServerRecord): TransportSpec {
+    return resolveTransportSpec(record, {
+      projectRoot: this.#o.projectRoot,
+      stdioAllow: this.#o.stdioAllow,
+      baseEnv: this.#childEnv,
+    });
+  }
+
   /** The fingerprint of what `record` connects to; undefined when it cannot connect (its next call says why). */
   #fingerprintOf(record: ServerRecord): string | undefined {
     try {
-      return transportFingerprint(
-        resolveTransportSpec(record, {
-          projectRoot: this.#o.projectRoot,
-          stdioAllow: this.#o.stdioAllow,
-          baseEnv: this.#childEnv,
-        }),
-      );
+      return transportFingerprint(this.#specOf(record));
     } catch {
       return undefined;
     }
@@ -752,14 +755,8 @@ export class UpstreamPool {
     const gConnections = m.poolConnections.labels(labels);
     const reconnects = m.poolReconnects.labels(labels);
     // The spec is resolved before anything is cached: a command outside the allow-list fails every call.
-    const spec: TransportSpec | undefined = record.enabled
-      ? resolveTransportSpec(record, {
-          projectRoot: this.#o.projectRoot,
-          stdioAllow: this.#o.stdioAllow,
-          baseEnv: this.#childEnv,
-        })
-      : undefined;
-    const fingerprint = spec ? transportFingerprint(spec) : undefined;
+    const spec = record.enabled ? this.#specOf(record) : undefined;
+    const fingerprint = spec && transportFingerprint(spec);
     const entry: ServerEntry = {
       id,
       record,
