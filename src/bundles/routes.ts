@@ -47,7 +47,7 @@ export const bundleRoutes =
         },
       },
       async (req, reply) => {
-        const { executionId, done } = await service.execute(req.body);
+        const { executionId, ended } = await service.execute(req.body);
         const accepted = { success: true, executionId, status: 'running' };
         if (req.body.async) return reply.status(202).send(accepted);
         // A client that goes away while waiting cancels the execution (not after a 202: it then runs on).
@@ -59,7 +59,7 @@ export const bundleRoutes =
         const waited = new Promise<undefined>((resolve) => {
           timer = setTimeout(resolve, req.body.waitMs ?? SYNC_WAIT_MS, undefined);
         });
-        const result = await Promise.race([done, waited]);
+        const result = await Promise.race([ended, waited]);
         clearTimeout(timer);
         waiting = false;
         return result ? reply.send(result) : reply.status(202).send(accepted);

@@ -140,7 +140,10 @@ export type ExecutionListener = (update: ExecutionUpdate) => void;
 interface LiveExecution {
   bundleId: string;
   run: WorkflowRun;
+  /** Settles once the execution is stored. */
   done: Promise<ExecutionResult>;
+  /** The run has ended and its waiting caller has the result; its end is being stored. */
+  ended: boolean;
 }
 
 /**
@@ -265,10 +268,12 @@ export class BundleService {
   }
 
   async list(): Promise<BundleView[]> {
+    await this.#endsStored();
     return (await listBundlesWithPerformance(this.#d.db)).map((r) => toView(r.bundle, r.performance));
   }
 
   async get(id: string): Promise<BundleView> {
+    await this.#endsStored();
     return toView(await this.#require(id));
   }
 
@@ -346,9 +351,18 @@ export class BundleService {
 
   /**
    * Validates and starts an execution. Nothing is written before the workflow is valid. `done` settles
-   * once the execution is stored; it never rejects.
+   * once the execution is stored, `ended` with the result for a caller waiting for it; neither rejects.
+   *
+   * On the embedded database `ended` settles as soon as the run has ended, so storing the end (a statement
+   * of 1–3 ms there) does not delay the answer: the hub is the database's only process, and its reads of an
+   * execution whose end is being stored wait for it (getExecution, the bundle and execution lists), so no
+   * reader can see it running after the answer. Hubs sharing a PostgreSQL server read each other's
+   * executions, so there `ended` waits for the commit (which does not wait for the WAL flush: WriteOptions).
+   * Either way live followers are told of the end once it is stored.
    */
-  async execute(input: ExecuteBundleInput): Promise<{ executionId: string; done: Promise<ExecutionResult> }> {
+  async execute(
+    input: ExecuteBundleInput,
+  ): Promise<{ executionId: string; ended: Promise<ExecutionResult>; done: Promise<ExecutionResult> }> {
     if (this.#closed) throw new HubError('SB_ERR_CLOSED', 'The bundle service');
     const bundle = await this.#require(input.bundleId, this.#bundles);
     const workflow = input.workflow ?? bundle.workflow;
@@ -420,6 +434,7 @@ export class BundleService {
     );
     // See WriteOptions: on PostgreSQL the end does not wait for the WAL flush.
     const writes = { asyncCommit: db.driver === 'postgres' };
+    const answerBeforeStored = db.driver === 'pglite';
     const results = new StepResultWriter(db, executionId, rowWritten, log, writes);
     // Before run() starts: its first steps start synchronously.
     this.#publish({
@@ -427,6 +442,10 @@ export class BundleService {
       executionId,
       bundleId: bundle.id,
       steps: run.steps.map((st) => ({ ...st })),
+    });
+    let markEnded!: (result: ExecutionResult) => void;
+    const ended = new Promise<ExecutionResult>((resolve) => {
+      markEnded = resolve;
     });
     const done = (async (): Promise<ExecutionResult> => {
       let summary: ExecutionSummary;
@@ -438,11 +457,19 @@ export class BundleService {
         run.status = 'failed';
         summary = run.summary();
       }
+      const result = toResult(executionId, bundle.id, summary);
       if (!(await rowWritten)) {
         this.#live.delete(executionId);
-        const result = toResult(executionId, bundle.id, summary);
+        markEnded(result);
         this.#publish({ type: 'execution-finished', executionId, bundleId: bundle.id, result });
         return result;
+      }
+      const live = this.#live.get(executionId);
+      if (answerBeforeStored && live) {
+        live.ended = true;
+        markEnded(result);
+        // From the next turn: the waiting caller's answer is written first.
+        await nextTurn();
       }
       let counted = true;
       try {
@@ -485,11 +512,11 @@ export class BundleService {
           },
         });
       this.#live.delete(executionId);
-      const result = toResult(executionId, bundle.id, summary);
+      markEnded(result);
       this.#publish({ type: 'execution-finished', executionId, bundleId: bundle.id, result });
       return result;
     })();
-    this.#live.set(executionId, { bundleId: bundle.id, run, done });
+    this.#live.set(executionId, { bundleId: bundle.id, run, done, ended: false });
     try {
       await stored;
     } catch (err) {
@@ -497,11 +524,18 @@ export class BundleService {
       await done;
       throw err;
     }
-    return { executionId, done };
+    return { executionId, ended, done };
+  }
+
+  /** Waits until the runs of this hub that have ended are stored (see execute). */
+  async #endsStored(): Promise<void> {
+    const storing = [...this.#live.values()].filter((l) => l.ended).map((l) => l.done);
+    if (storing.length > 0) await Promise.all(storing);
   }
 
   /** A bundle's executions, newest first (also those of a deleted bundle, by id). */
   async executions(bundleId: string, limit: number) {
+    await this.#endsStored();
     const list = await listExecutions(this.#d.db, bundleId, limit);
     if (list.length === 0) await this.#require(bundleId);
     return list;
@@ -526,10 +560,11 @@ export class BundleService {
     return states;
   }
 
-  /** The state of an execution: live while it runs, from the database once it has ended. */
+  /** The state of an execution: live while it runs, from the database once it has ended and is stored. */
   async getExecution(executionId: string): Promise<ExecutionResult> {
-    const live = this.liveExecution(executionId);
-    if (live) return live;
+    const live = this.#live.get(executionId);
+    if (live && !live.ended) return liveResult(executionId, live);
+    if (live) await live.done;
     const stored = await findExecution(this.#d.db, executionId);
     if (!stored) throw notFound(`Execution ${executionId}`, { executionId });
     // Steps not stored are pending while the execution runs in another hub process; those of an execution

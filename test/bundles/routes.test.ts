@@ -605,6 +605,12 @@ describe.each(drivers)('bundles on %s', (driver) => {
       const durations: number[] = [];
       for (const workflow of [ok, ok, bad])
         durations.push((await execute({ bundleId, workflow })).body.durationMs);
+      // An execution is answered before its end is stored and recorded; reading it waits for that.
+      const history = (
+        await t.api({ method: 'GET', url: `/api/mcp/bundle/${bundleId}/executions?limit=2` })
+      ).json();
+      expect(history.executions.map((e: { status: string }) => e.status)).toEqual(['failed', 'succeeded']);
+      expect(history.executions[0].durationMs).toBe(durations[2]);
       await t.hub.recorder.flush();
       const listed = (await t.api({ method: 'GET', url: '/api/mcp/bundle/list' }))
         .json()
@@ -621,11 +627,6 @@ describe.each(drivers)('bundles on %s', (driver) => {
       );
       expect(listed.performance.p95_duration_ms).toBeCloseTo(p95, 5);
       expect(listed.performance.last_run).not.toBeNull();
-      const history = (
-        await t.api({ method: 'GET', url: `/api/mcp/bundle/${bundleId}/executions?limit=2` })
-      ).json();
-      expect(history.executions.map((e: { status: string }) => e.status)).toEqual(['failed', 'succeeded']);
-      expect(history.executions[0].durationMs).toBe(durations[2]);
       expect(
         (await t.api({ method: 'GET', url: '/api/mcp/bundle/bundle-0-none/executions' })).statusCode,
       ).toBe(404);

@@ -55,3 +55,54 @@ describe('BundleService updates', () => {
     expect(last?.type === 'execution-finished' && last.result.status).toBe('failed');
   });
 });
+
+/**
+ * The embedded database has one process, so a waiting caller gets the result as soon as the run ends and the
+ * hub's own reads wait for the end to be stored; on PostgreSQL other hubs read it, so the answer waits for it.
+ */
+describe.each(['pglite', 'postgres'] as const)('BundleService answers a waiting caller (%s)', (driver) => {
+  let t: TestHub;
+  let service: BundleService;
+  let flakyId: number;
+  beforeAll(async () => {
+    t = await startTestHub(driver);
+    flakyId = await t.addStdioServer('flaky', [flakyServer]);
+    service = t.hub.bundles;
+  });
+  afterAll(async () => {
+    await service?.close();
+    await t?.close();
+  });
+
+  it('with the result that every later read finds stored', async () => {
+    const bundle = await service.create({ bundleName: 'answer', serverIds: [flakyId] });
+    const { executionId, ended, done } = await service.execute({
+      bundleId: bundle.id,
+      workflow: { steps: [{ server: 0, tool: 'echo', args: { message: 'x' } }] },
+    });
+    let stored = false;
+    void done.then(() => {
+      stored = true;
+    });
+    const result = await ended;
+    expect(result.status).toBe('succeeded');
+    if (driver === 'pglite') {
+      expect(stored).toBe(false);
+      expect(await service.getExecution(executionId)).toEqual(result);
+      expect(stored).toBe(true);
+    } else {
+      // What another hub reads: the database, at once.
+      const { rows } = await t.hub.db.query<{ status: string }>(
+        'SELECT status FROM mcp_bundle_executions WHERE id = $1',
+        [executionId],
+      );
+      expect(rows[0]?.status).toBe('succeeded');
+    }
+    const listed = (await service.list()).find((b) => b.id === bundle.id);
+    expect(listed?.execution_count).toBe(1);
+    expect((await service.executions(bundle.id, 10)).map((e) => [e.executionId, e.status])).toEqual([
+      [executionId, 'succeeded'],
+    ]);
+    expect(await done).toEqual(result);
+  });
+});
