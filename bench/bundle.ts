@@ -4,19 +4,32 @@
  *   1. three independent steps of BENCH_DELAY_MS (50):
  *      (a) the ceiling: three SDK v2 clients in this process, one per server process, called at once;
  *      (b) a client making the same calls one by one over REST (POST /api/mcp/servers/:id/tools/sleep/call);
- *      (c) the same three steps as one parallel bundle (POST /api/mcp/bundle/execute, `parallel: true`).
+ *      (c) the same three steps as one parallel bundle (POST /api/mcp/bundle/execute, `parallel: true`);
+ *      (d) a bare relay: one Fastify route running the same steps through its own SDK clients
+ *          (bench/bare-bundle-relay-server.ts), so what the HTTP hop in front of the ceiling costs by itself is
+ *          measured in the same run, and (c) − (d) is the price of the hub's own work.
  *   2. a 20-step DAG of BENCH_DAG_MS (5) steps over the three servers, 4 layers of 5, each step depending on
  *      two of the layer before: the bundle vs the same DAG run directly with the SDK clients (each step starts
- *      when its dependencies have finished).
+ *      when its dependencies have finished), and through the bare relay.
  * Each bundle figure is also split, run by run, into the engine's own run (`durationMs`) and the rest of the wall
  * time: the request, reading the bundle and storing the end — the fixed cost of an execution.
  * Connections are warmed up before timing; every repetition times each path once, alternating their order.
  * Settings: BENCH_REPS (30), BENCH_WARMUP (5 rounds of every path), BENCH_DELAY_MS (50), BENCH_DAG_MS (5),
  * BENCH_DB (`pglite`, or `postgres` for a throwaway database on the local PostgreSQL).
  */
-import { Client } from '@modelcontextprotocol/client';
-import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import path from 'node:path';
 import { projectRoot } from '../src/paths.js';
+import { freePort, startChild, waitForHttp } from '../test/helpers/processes.js';
+import {
+  checkSleep,
+  directClients,
+  directWorkflow,
+  flaky,
+  independentSteps,
+  layeredDag,
+  SERVERS,
+  type Step,
+} from './lib/direct-workflow.js';
 import { type BenchHub, startBenchHub } from './lib/everything-hub.js';
 import { nowMs, printTable, type Summary, summarize } from './lib/measure.js';
 
@@ -25,82 +38,8 @@ const warmups = Number(process.env.BENCH_WARMUP ?? 5);
 const delayMs = Number(process.env.BENCH_DELAY_MS ?? 50);
 const dagMs = Number(process.env.BENCH_DAG_MS ?? 5);
 const database = process.env.BENCH_DB === 'postgres' ? 'postgres' : 'pglite';
-
-const flaky = `${projectRoot}/dist/examples/servers/flaky.js`;
-const SERVERS = 3;
-
-interface Step {
-  server: number;
-  tool: 'sleep';
-  args: { ms: number };
-  dependsOn?: number[];
-}
-
-const independent: Step[] = Array.from({ length: SERVERS }, (_, i) => ({
-  server: i,
-  tool: 'sleep',
-  args: { ms: delayMs },
-}));
-
-/** Layer k's step j waits for steps j and j+1 (mod width) of layer k-1: a DAG, not a barrier per layer. */
-function layeredDag(layers: number, width: number): Step[] {
-  const steps: Step[] = [];
-  for (let k = 0; k < layers; k++) {
-    for (let j = 0; j < width; j++) {
-      const i = k * width + j;
-      const prev = (k - 1) * width;
-      steps.push({
-        server: i % SERVERS,
-        tool: 'sleep',
-        args: { ms: dagMs },
-        ...(k > 0 ? { dependsOn: [prev + j, prev + ((j + 1) % width)] } : {}),
-      });
-    }
-  }
-  return steps;
-}
-const dag = layeredDag(4, 5);
-
-/** A sleep result is only right when the server slept the time asked and was not cancelled. */
-function checkSleep(value: unknown, ms: number): void {
-  const v = value as { cancelled?: boolean; sleptMs?: number } | undefined;
-  if (v?.cancelled !== false || (v.sleptMs ?? -1) < ms - 1) {
-    throw new Error(`wrong sleep result ${JSON.stringify(value)}`);
-  }
-}
-
-/** The ceiling: one SDK client per server process, in this process. */
-async function directClients(): Promise<Client[]> {
-  return Promise.all(
-    Array.from({ length: SERVERS }, async () => {
-      const client = new Client({ name: 'bench', version: '0' }, { versionNegotiation: { mode: 'auto' } });
-      await client.connect(
-        new StdioClientTransport({ command: process.execPath, args: [flaky], stderr: 'ignore' }),
-      );
-      return client;
-    }),
-  );
-}
-
-async function directStep(clients: Client[], step: Step): Promise<void> {
-  const r = await clients[step.server]!.callTool({ name: step.tool, arguments: step.args });
-  checkSleep(r.structuredContent, step.args.ms);
-}
-
-/** Runs a workflow directly: each step starts as soon as all of its dependencies have finished. */
-function directWorkflow(clients: Client[], steps: Step[]): Promise<unknown> {
-  const done = new Map<number, Promise<void>>();
-  const start = (i: number): Promise<void> => {
-    let p = done.get(i);
-    if (!p) {
-      const step = steps[i]!;
-      p = Promise.all((step.dependsOn ?? []).map(start)).then(() => directStep(clients, step));
-      done.set(i, p);
-    }
-    return p;
-  };
-  return Promise.all(steps.map((_, i) => start(i)));
-}
+const independent = independentSteps(delayMs);
+const dag = layeredDag(4, 5, dagMs);
 
 async function post(hub: BenchHub, url: string, body: unknown): Promise<unknown> {
   const res = await fetch(`${hub.base}${url}`, {
@@ -137,8 +76,29 @@ async function bundleRun(hub: BenchHub, bundleId: string, steps: Step[]): Promis
   return r.durationMs;
 }
 
+/** The bare relay in its own process (as the hub is); returns how to run a workflow through it. */
+async function bareRelay(): Promise<{ run(steps: Step[]): Promise<void>; close(): Promise<void> }> {
+  const port = await freePort();
+  const script = path.join(projectRoot, 'bench', 'bare-bundle-relay-server.ts');
+  const child = startChild(process.execPath, ['--import', 'tsx', script], { PORT: String(port) });
+  await waitForHttp(`http://127.0.0.1:${port}/ready`, 20_000, child);
+  return {
+    async run(steps) {
+      const res = await fetch(`http://127.0.0.1:${port}/workflow`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ steps }),
+      });
+      const r = (await res.json()) as { status?: string };
+      if (r.status !== 'succeeded') throw new Error(`relay failed ${JSON.stringify(r)}`);
+    },
+    close: () => child.stop(),
+  };
+}
+
 const hub = await startBenchHub({ database });
 const clients = await directClients();
+const relay = await bareRelay();
 try {
   const serverIds: number[] = [];
   for (let i = 0; i < SERVERS; i++) {
@@ -161,6 +121,8 @@ try {
   for (let i = 0; i < warmups; i++) {
     await directWorkflow(clients, independent);
     await directWorkflow(clients, dag);
+    await relay.run(independent);
+    await relay.run(dag);
     await sequentialRest(hub, serverIds, independent);
     await bundleRun(hub, bundleId, independent);
     await bundleRun(hub, bundleId, dag);
@@ -186,8 +148,10 @@ try {
     ['direct', () => directWorkflow(clients, independent)],
     ['sequential', () => sequentialRest(hub, serverIds, independent)],
     ['bundle', () => bundleRun(hub, bundleId, independent)],
+    ['relay', () => relay.run(independent)],
     ['dag.direct', () => directWorkflow(clients, dag)],
     ['dag.bundle', () => bundleRun(hub, bundleId, dag)],
+    ['dag.relay', () => relay.run(dag)],
   ];
   for (let rep = 0; rep < reps; rep++) {
     // Alternate the order so that no path always runs on a warmer or cooler machine.
@@ -204,6 +168,7 @@ try {
       { name: '(c) parallel bundle (POST execute)', value: s('bundle'), unit: 'ms' },
       { name: '    of which the engine run (durationMs)', value: s('bundle.engine'), unit: 'ms' },
       { name: '    the rest: request, bundle, stored end', value: s('bundle.outside'), unit: 'ms' },
+      { name: '(d) bare relay: Fastify + 3 SDK clients', value: s('relay'), unit: 'ms' },
     ],
   );
   printTable(`20-step DAG (4 layers of 5) of ${dagMs} ms steps on three servers, ${reps} runs, median`, [
@@ -211,6 +176,7 @@ try {
     { name: 'parallel bundle (POST execute)', value: s('dag.bundle'), unit: 'ms' },
     { name: '    of which the engine run (durationMs)', value: s('dag.bundle.engine'), unit: 'ms' },
     { name: '    the rest: request, bundle, stored end', value: s('dag.bundle.outside'), unit: 'ms' },
+    { name: 'bare relay: Fastify + 3 SDK clients', value: s('dag.relay'), unit: 'ms' },
   ]);
 
   console.log('\nGoals');
@@ -227,7 +193,19 @@ try {
   console.log(
     `  (DAG: bundle / direct ${(med('dag.bundle') / med('dag.direct')).toFixed(2)}×; hub on ${database})`,
   );
+
+  // What the HTTP hop costs by itself, and what is the hub's own on top of it.
+  const hop = med('relay') - med('direct');
+  console.log('\nThe HTTP hop (no goal)');
+  console.log(
+    `  bare relay / direct-parallel ceiling  ${(med('relay') / med('direct')).toFixed(3)}×  (+${hop.toFixed(2)} ms)`,
+  );
+  console.log(`  bundle / bare relay                   ${(med('bundle') / med('relay')).toFixed(3)}×`);
+  const own = (med('bundle') - med('relay')) / independent.length;
+  console.log(`  bundle − bare relay, per step, 3 steps   ${own.toFixed(2)} ms`);
+  const dagOwn = (med('dag.bundle') - med('dag.relay')) / dag.length;
+  console.log(`  bundle − bare relay, per step, 20-step DAG   ${dagOwn.toFixed(2)} ms`);
 } finally {
-  await Promise.all(clients.map((c) => c.close()));
+  await Promise.all([...clients.map((c) => c.close()), relay.close()]);
   await hub.close();
 }
