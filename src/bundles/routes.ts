@@ -1,4 +1,3 @@
-import { appendFileSync } from 'node:fs';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { abortOnClose } from '../http/abort-on-close.js';
 import {
@@ -48,10 +47,7 @@ export const bundleRoutes =
         },
       },
       async (req, reply) => {
-        const E = () => performance.timeOrigin + performance.now();
-        const T: Record<string, number> = { req: E() - reply.elapsedTime, h: E() };
         const { executionId, ended } = await service.execute(req.body);
-        reply.raw.once('finish', () => { T.fin = E(); appendFileSync('/tmp/sbtrace.log', JSON.stringify(T) + '\n'); });
         const accepted = { success: true, executionId, status: 'running' };
         if (req.body.async) return reply.status(202).send(accepted);
         // A client that goes away while waiting cancels the execution (not after a 202: it then runs on).
@@ -64,7 +60,6 @@ export const bundleRoutes =
           timer = setTimeout(resolve, req.body.waitMs ?? SYNC_WAIT_MS, undefined);
         });
         const result = await Promise.race([ended, waited]);
-        T.c = E(); T.dur = result?.durationMs ?? 0;
         clearTimeout(timer);
         waiting = false;
         return result ? reply.send(result) : reply.status(202).send(accepted);
