@@ -234,6 +234,15 @@ describe('streams across two hub processes (PostgreSQL + Redis)', () => {
       c.socket.on('stream-stopped', (p) => stopped.push(p));
       c.socket.on('disconnect', (reason) => reasons.push(reason));
     }
+    // A client is told it is connected before its hub has counted it in Redis; the count is what stop reports.
+    for (let i = 0; ; i++) {
+      const status = (await (
+        await fetch(`${b.base}/api/mcp/stream/status`, { headers: b.headers })
+      ).json()) as { streams: { streamId: string; connectedClients: number }[] };
+      if (status.streams.find((x) => x.streamId === alice.streamId)?.connectedClients === 2) break;
+      if (i === 100) throw new Error('the hubs did not count both connections');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const res = await fetch(`${b.base}/api/mcp/stream/stop`, {
       method: 'POST',
       headers: b.headers,
