@@ -1,3 +1,5 @@
+import { canonicalJson } from './canonical-json.js';
+
 /** What one server's result cache may hold. */
 export interface ResultCacheLimits {
   /** Entries kept at most; past it the least recently used goes. */
@@ -91,12 +93,4 @@ export class ResultCache {
 /** The cache key of a call: the tool and its arguments as JSON with object keys sorted (key order is noise). */
 export function resultCacheKey(tool: string, args: Record<string, unknown> | undefined): string {
   return `${tool}\n${canonicalJson(args ?? {})}`;
-}
-
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
 }

@@ -7,6 +7,7 @@ import { HubError } from '../errors.js';
 import type { ServerRecord } from '../servers/payloads.js';
 import { isCommandAllowed } from '../servers/stdio-allow.js';
 import { turnCoalescer } from '../write-coalescing.js';
+import { canonicalJson } from './canonical-json.js';
 
 /** Everything needed to open one connection to a server, resolved from its record. Holds secrets: never log it. */
 export type TransportSpec =
@@ -52,7 +53,8 @@ export function resolveTransportSpec(record: ServerRecord, options: ResolveOptio
  * same command/url with the same credentials. Hashed, since env and headers hold secrets.
  */
 export function transportFingerprint(spec: TransportSpec): string {
-  return createHash('sha256').update(JSON.stringify(spec)).digest('base64url');
+  // Key order is noise: the same env or headers written in another order open the same connection.
+  return createHash('sha256').update(canonicalJson(spec)).digest('base64url');
 }
 
 export interface OpenedTransport {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, ResultCache, resultCacheKey } from '../../src/mcp/result-cache.js';
+import { canonicalJson } from '../../src/mcp/canonical-json.js';
+import { ResultCache, resultCacheKey } from '../../src/mcp/result-cache.js';
 
 /** A cache on a clock the test moves. */
 function cacheAt(limits: { maxEntries?: number; maxBytes?: number; maxEntryBytes?: number } = {}) {

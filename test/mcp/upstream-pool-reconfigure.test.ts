@@ -31,6 +31,7 @@ beforeAll(async () => {
     flakyRecord(5, { retries: 0 }),
     flakyRecord(6, { instances: 1, max_concurrency: 12 }),
     flakyRecord(7, {}, { env: { GENERATION: '1' } }),
+    flakyRecord(8, {}, { env: { ALPHA: '1', BETA: '2' } }),
   ]);
 });
 
@@ -146,6 +147,13 @@ describe('reconfigure in place', () => {
     await waitFor(() => removed.every((p) => !isAlive(p)), 'the removed processes exited');
     expect(isAlive(kept)).toBe(true);
     expect(t.pool.status(6)).toMatchObject({ connections: 1, pids: [kept] });
+  });
+
+  it('the same env in another key order is no change: no restart', async () => {
+    const { pid } = await stats(8);
+    await reconfigure(8, {}, { env: { BETA: '2', ALPHA: '1' } });
+    expect((await stats(8)).pid).toBe(pid);
+    expect(t.pool.status(8).pids).toEqual([pid]);
   });
 
   it('a free config key (a tunable of the server) is hub-side: no restart', async () => {
