@@ -16,14 +16,18 @@ export interface HubProcess {
   stop(): Promise<void>;
 }
 
-/** The built hub (`node dist/src/main.js`) as a real process on a free loopback port. */
+/**
+ * The built hub (`node dist/src/main.js`, or `main`: another build of it) as a real process on a free loopback
+ * port.
+ */
 export async function startHubProcess(
   env: Record<string, string> = {},
   dataDir?: string,
+  main = path.join(projectRoot, 'dist/src/main.js'),
 ): Promise<HubProcess> {
   const port = await freePort();
   const dir = dataDir ?? (await mkdtemp(path.join(tmpdir(), 'sb-proc-')));
-  const child = startChild(process.execPath, [path.join(projectRoot, 'dist/src/main.js')], {
+  const child = startChild(process.execPath, [main], {
     PORT: String(port),
     HOST: '127.0.0.1',
     SWITCHBOARD_DATA_DIR: dir,
