@@ -177,24 +177,26 @@ export function createFlakyServer(): McpServer {
     {
       description:
         'Read-only: returns its arguments and how many lookups this process has really run (itself included); ' +
-        "`fail: true` answers with a tool error. For the hub's result cache.",
+        "`fail: true` answers with a tool error, `ms` answers that much later. For the hub's result cache.",
       inputSchema: z.object({
         key: z.string(),
         options: z.record(z.string(), z.unknown()).optional(),
         fail: z.boolean().optional(),
+        ms: z.number().int().min(0).optional(),
       }),
       annotations: { readOnlyHint: true },
     },
-    (args) => {
+    async (args, ctx) => {
       // Counted apart from `calls`, so that a test reads exactly how many lookups reached the process.
-      stats.lookups++;
+      const lookups = ++stats.lookups;
+      if (args.ms && (await sleep(args.ms, ctx.mcpReq.signal))) noteCancellation(ctx);
       if (args.fail) {
-        return Promise.resolve({
+        return {
           content: [{ type: 'text' as const, text: `flaky: lookup ${args.key} failed` }],
           isError: true,
-        });
+        };
       }
-      return Promise.resolve(json({ ...args, lookups: stats.lookups, pid: process.pid }));
+      return json({ ...args, lookups, pid: process.pid });
     },
   );
 

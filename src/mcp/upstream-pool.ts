@@ -133,6 +133,30 @@ interface RunHolder {
   concurrency?: number;
   /** Answered from the result cache: no slot (so no queueMs or concurrency for the slot analysis), no request. */
   cached?: boolean;
+  /** Answered with the outcome of an identical call under way (coalesced): no slot, no request either. */
+  coalesced?: boolean;
+}
+
+/** What identical calls waiting on a call are answered with: its result (as JSON: each gets a copy) or error. */
+type SharedAnswer =
+  | { json: string; outcome: ToolCallResult['outcome']; ok: boolean }
+  | { error: HubError; outcome: CallOutcome };
+
+/**
+ * A call of a cacheable tool under way. Identical calls made meanwhile (tool and canonical arguments) wait for
+ * its answer instead of asking the server again: `answer` settles with it, or with undefined when the caller
+ * behind it cancelled, and then each of them calls for itself.
+ */
+interface SharedCall {
+  generation: number;
+  waiting: number;
+  answer: Promise<SharedAnswer | undefined>;
+}
+
+/** The call that others wait for, and how it gives them its answer (once; later answers are ignored). */
+interface Sharing {
+  call: SharedCall;
+  settle(answer: SharedAnswer | undefined): void;
 }
 
 /** One tool call as its event and metrics describe it. */
@@ -167,6 +191,8 @@ interface ServerEntry {
   cache: ResultCache;
   /** Bumped whenever the cache is dropped, so that a call which started before cannot store a stale result. */
   cacheGeneration: number;
+  /** Cacheable calls under way, by cache key (see SharedCall). */
+  sharedCalls: Map<string, SharedCall>;
   tools: Tool[] | undefined;
   toolsLoading: Promise<Tool[]> | undefined;
   /** Bumped by tools/list_changed so that a listing already under way does not overwrite the news. */
@@ -224,7 +250,9 @@ export class UpstreamPool {
   /**
    * Calls a tool. A tool error (`isError`) is returned, not thrown; every other failure throws a HubError.
    * With `cache_ttl_ms` > 0, a success of a tool annotated `readOnlyHint: true` answers the same call (tool
-   * and arguments, whatever their key order) for that long without asking the server again.
+   * and arguments, whatever their key order) for that long without asking the server again, and identical
+   * calls made while one is under way wait for its outcome rather than each asking the server (coalesced;
+   * they get no progress notifications of it).
    */
   async callTool(
     serverId: number,
@@ -235,6 +263,7 @@ export class UpstreamPool {
     const started = performance.now();
     const holder: RunHolder = {};
     const what = `server ${serverId} tool ${name}`;
+    let shared: Sharing | undefined;
     try {
       const entry = await this.#entry(serverId);
       holder.entry = entry;
@@ -244,28 +273,23 @@ export class UpstreamPool {
         ttlMs > 0 && tool.annotations?.readOnlyHint === true ? resultCacheKey(name, args) : undefined;
       if (cacheKey !== undefined) {
         const labels = { server: String(serverId), tool: name };
+        const answered = { serverId, holder, toolName: name, args, opts };
         const json = entry.cache.get(cacheKey);
         if (json !== undefined) {
           this.#o.metrics.upstreamCache.inc({ ...labels, result: 'hit' });
           holder.cached = true;
-          const result = JSON.parse(json) as CallToolResult;
-          const durationMs = performance.now() - started;
-          this.#recordCall({
-            serverId,
-            holder,
-            toolName: name,
-            outcome: 'success',
-            ok: true,
-            errorCode: null,
-            durationMs,
-            opts,
-            args,
-            result,
-            resultJson: json,
-          });
-          return { result, outcome: 'success', ok: true, durationMs };
+          return this.#answerWith(answered, started, { json, outcome: 'success', ok: true });
         }
-        this.#o.metrics.upstreamCache.inc({ ...labels, result: 'miss' });
+        const joined = await this.#joinOrLead(entry, cacheKey, opts.signal, what);
+        if ('settle' in joined) {
+          this.#o.metrics.upstreamCache.inc({ ...labels, result: 'miss' });
+          shared = joined;
+        } else {
+          this.#o.metrics.upstreamCache.inc({ ...labels, result: 'coalesced' });
+          holder.coalesced = true;
+          if ('error' in joined) throw joined.error;
+          return this.#answerWith(answered, started, joined);
+        }
       }
       const generation = entry.cacheGeneration;
       const result = await this.#run(serverId, what, opts, holder, (conn, ro) =>
@@ -284,6 +308,10 @@ export class UpstreamPool {
       ) {
         resultJson = JSON.stringify(result);
         entry.cache.set(cacheKey, resultJson, entry.config.cache_ttl_ms);
+      }
+      if (shared?.call.waiting) {
+        resultJson ??= JSON.stringify(result);
+        shared.settle({ json: resultJson, outcome, ok });
       }
       const durationMs = performance.now() - started;
       this.#recordCall({
@@ -306,6 +334,8 @@ export class UpstreamPool {
         cancelled: opts.signal?.aborted === true,
         closing: this.#closing !== undefined,
       });
+      // A cancellation is this caller's own: the calls waiting on it go and ask for themselves.
+      shared?.settle(c.outcome === 'cancelled' ? undefined : { error: c.error, outcome: c.outcome });
       const durationMs = performance.now() - started;
       this.#recordCall({
         serverId,
@@ -320,7 +350,70 @@ export class UpstreamPool {
         error: c.error,
       });
       throw c.error;
+    } finally {
+      shared?.settle(undefined);
     }
+  }
+
+  /**
+   * The answer of an identical call under way; or, when there is none, this call made the one that the next
+   * identical calls wait for (in the same turn of the event loop, so that two cannot both take it on). When
+   * the call waited for is cancelled by its caller, the first of those waiting to resume takes its place.
+   */
+  async #joinOrLead(
+    entry: ServerEntry,
+    key: string,
+    signal: AbortSignal | undefined,
+    what: string,
+  ): Promise<SharedAnswer | Sharing> {
+    for (;;) {
+      const under = entry.sharedCalls.get(key);
+      if (under?.generation !== entry.cacheGeneration) return this.#shareCall(entry, key);
+      under.waiting++;
+      const answer = await raceAbort(under.answer, signal, what);
+      if (answer) return answer;
+    }
+  }
+
+  /** Answers a call without asking the server: with a cached result, or one shared by an identical call. */
+  #answerWith(
+    call: Pick<RecordedCall, 'serverId' | 'holder' | 'toolName' | 'args' | 'opts'>,
+    started: number,
+    answer: Extract<SharedAnswer, { json: string }>,
+  ): ToolCallResult {
+    const result = JSON.parse(answer.json) as CallToolResult;
+    const durationMs = performance.now() - started;
+    const { outcome, ok } = answer;
+    this.#recordCall({
+      ...call,
+      outcome,
+      ok,
+      errorCode: null,
+      durationMs,
+      result,
+      resultJson: answer.json,
+    });
+    return { result, outcome, ok, durationMs };
+  }
+
+  /** Makes a call the one that identical cacheable calls wait for until it settles (see SharedCall). */
+  #shareCall(entry: ServerEntry, key: string): Sharing {
+    let resolve!: (answer: SharedAnswer | undefined) => void;
+    const call: SharedCall = {
+      generation: entry.cacheGeneration,
+      waiting: 0,
+      answer: new Promise((r) => {
+        resolve = r;
+      }),
+    };
+    entry.sharedCalls.set(key, call);
+    return {
+      call,
+      settle(answer: SharedAnswer | undefined) {
+        if (entry.sharedCalls.get(key) === call) entry.sharedCalls.delete(key);
+        resolve(answer);
+      },
+    };
   }
 
   /**
@@ -777,6 +870,7 @@ export class UpstreamPool {
       fingerprint,
       cache: new ResultCache(this.#cacheLimits),
       cacheGeneration: 0,
+      sharedCalls: new Map(),
       tools: undefined,
       toolsLoading: undefined,
       toolsGeneration: 0,
@@ -884,7 +978,7 @@ export class UpstreamPool {
 
   #recordCall(call: RecordedCall): void {
     const { serverId, toolName, outcome, ok, errorCode, durationMs, opts, args, result, error } = call;
-    const { entry, queueMs, concurrency, cached } = call.holder;
+    const { entry, queueMs, concurrency, cached, coalesced } = call.holder;
     this.#observe(entry, toolName, outcome, durationMs);
     const responseJson = call.resultJson ?? (result === undefined ? undefined : JSON.stringify(result));
     this.#o.events.emit({
@@ -908,6 +1002,7 @@ export class UpstreamPool {
       data: {
         ...(entry ? {} : { serverId }),
         ...(cached ? { cached: true } : {}),
+        ...(coalesced ? { coalesced: true } : {}),
         arguments: args ?? {},
         ...(result ? { result: summarize(result) } : {}),
         ...(error ? { error: { code: error.code, message: error.message } } : {}),

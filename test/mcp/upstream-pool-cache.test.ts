@@ -26,6 +26,7 @@ beforeAll(() => {
       flakyRecord(3, {}),
       flakyRecord(4, { cache_ttl_ms: 0 }),
       flakyRecord(5, { cache_ttl_ms: 60_000 }),
+      flakyRecord(6, { cache_ttl_ms: 60_000 }),
     ],
     { resultCache: { maxEntryBytes: 2_000 } },
   );
@@ -207,5 +208,77 @@ describe('result cache', () => {
     await reconfigure({ cache_ttl_ms: 30_000 }, [flakyScript, '--generation=2']);
     expect(structured<{ lookups: number }>(await lookup(5, { key: 'i' })).lookups).toBe(1);
     expect(structured<{ lookups: number }>(await lookup(5, { key: 'i' })).lookups).toBe(1);
+  });
+});
+
+describe('coalescing identical calls under way', () => {
+  const call = (args: Record<string, unknown>, signal?: AbortSignal) =>
+    t.pool.callTool(6, 'lookup', args, signal ? { signal } : {});
+  const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('calls made while an identical one runs wait for it: one lookup reaches the server', async () => {
+    const events = lookupEvents(6).length;
+    let results: Awaited<ReturnType<typeof call>>[] = [];
+    let other: unknown;
+    const reached = await lookupsDuring(6, async () => {
+      const same = Array.from({ length: 5 }, (_, i) =>
+        call(i % 2 ? { ms: 300, key: 'c' } : { key: 'c', ms: 300 }),
+      );
+      other = structured(await call({ key: 'd', ms: 300 }).then((r) => r.result));
+      results = await Promise.all(same);
+    });
+    expect(reached).toBe(2);
+    expect(other).toMatchObject({ key: 'd' });
+    const values = results.map((r) => structured(r.result));
+    for (const v of values) expect(v).toEqual(values[0]);
+    expect(results[1]!.result).not.toBe(results[0]!.result);
+    const recorded = lookupEvents(6).slice(events);
+    expect(recorded).toHaveLength(6);
+    expect(recorded.filter((e) => e.data?.coalesced === true)).toHaveLength(4);
+    // The first one's answer is cached as well.
+    expect(await lookupsDuring(6, () => call({ key: 'c', ms: 300 }))).toBe(0);
+  });
+
+  it("the first caller's cancellation is its own: the others ask for themselves", async () => {
+    const leader = new AbortController();
+    let outcomes: PromiseSettledResult<unknown>[] = [];
+    const reached = await lookupsDuring(6, async () => {
+      const first = call({ key: 'e', ms: 400 }, leader.signal);
+      await tick(50);
+      const others = Array.from({ length: 3 }, () => call({ key: 'e', ms: 400 }));
+      await tick(50);
+      leader.abort();
+      outcomes = await Promise.allSettled([first, ...others]);
+    });
+    expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { code: 'SB_ERR_CANCELLED' } });
+    expect(outcomes.slice(1).map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    expect(reached).toBe(2);
+  });
+
+  it('a waiting call cancelled by its caller leaves the call it waited for alone', async () => {
+    const waiter = new AbortController();
+    let outcomes: PromiseSettledResult<unknown>[] = [];
+    const reached = await lookupsDuring(6, async () => {
+      const first = call({ key: 'f', ms: 300 });
+      await tick(50);
+      const cancelled = call({ key: 'f', ms: 300 }, waiter.signal);
+      const other = call({ key: 'f', ms: 300 });
+      await tick(50);
+      waiter.abort();
+      outcomes = await Promise.allSettled([first, cancelled, other]);
+    });
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(outcomes[1]).toMatchObject({ reason: { code: 'SB_ERR_CANCELLED' } });
+    expect(reached).toBe(1);
+  });
+
+  it('shares a tool error with the calls waiting, and caches it for no one after', async () => {
+    let results: Awaited<ReturnType<typeof call>>[] = [];
+    const reached = await lookupsDuring(6, async () => {
+      results = await Promise.all(Array.from({ length: 3 }, () => call({ key: 'g', ms: 200, fail: true })));
+    });
+    expect(reached).toBe(1);
+    expect(results.map((r) => r.outcome)).toEqual(['tool_error', 'tool_error', 'tool_error']);
+    expect(await lookupsDuring(6, () => call({ key: 'g', ms: 200, fail: true }))).toBe(1);
   });
 });
