@@ -602,7 +602,8 @@ export class BundleService {
   /** Cancels a running execution: its steps in flight are aborted, upstream calls cancelled. */
   async cancel(executionId: string): Promise<ExecutionResult> {
     const live = this.#live.get(executionId);
-    if (!live) {
+    // A run that has ended (its end being stored) can no more be cancelled than a stored one.
+    if (!live || live.ended) {
       const stored = await this.getExecution(executionId);
       throw new HubError('SB_ERR_CONFLICT', `execution ${executionId} has already ended (${stored.status})`, {
         executionId,

@@ -88,8 +88,16 @@ describe.each(['pglite', 'postgres'] as const)('BundleService answers a waiting 
     expect(result.status).toBe('succeeded');
     if (driver === 'pglite') {
       expect(stored).toBe(false);
-      expect(await service.getExecution(executionId)).toEqual(result);
+      const [read, cancel] = await Promise.allSettled([
+        service.getExecution(executionId),
+        service.cancel(executionId),
+      ]);
       expect(stored).toBe(true);
+      expect(read).toEqual({ status: 'fulfilled', value: result });
+      expect(cancel).toMatchObject({
+        status: 'rejected',
+        reason: { code: 'SB_ERR_CONFLICT', details: { status: 'succeeded' } },
+      });
     } else {
       // What another hub reads: the database, at once.
       const { rows } = await t.hub.db.query<{ status: string }>(
