@@ -13,8 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../src/paths.js';
-import { type HubProcess, startHubProcess } from '../test/helpers/hub-process.js';
-import { echoMessage, everything } from './lib/everything-hub.js';
+import { type BenchHub, type Caller, hubCaller, startBenchHub } from './lib/everything-hub.js';
 import { printTable, type Summary, summarize, throughput } from './lib/measure.js';
 
 const base = process.env.AB_BASE ?? 'HEAD';
@@ -56,50 +55,20 @@ function cpuMs(pid: number): { main: number; all: number } {
 
 interface Side {
   name: string;
-  hub: HubProcess;
-  call(): Promise<void>;
+  hub: BenchHub;
+  call: Caller;
   rate: number[];
   mainUs: number[];
   allUs: number[];
 }
 
 async function side(name: string, main: string): Promise<Side> {
-  const hub = await startHubProcess(
-    { SWITCHBOARD_SEED_EXAMPLES: 'false', SWITCHBOARD_RECORD_EVENTS: String(record) },
-    undefined,
-    main,
-  );
-  const created = await fetch(`${hub.base}/api/mcp/servers`, {
-    method: 'POST',
-    headers: hub.headers,
-    body: JSON.stringify({
-      name: 'everything',
-      transport: 'stdio',
-      command: process.execPath,
-      args: [everything, 'stdio'],
-      config: { max_concurrency: 64 },
-    }),
-  });
-  const { server } = (await created.json()) as { server: { id: number } };
-  const url = `${hub.base}/api/mcp/servers/${server.id}/tools/echo/call`;
-  const body = JSON.stringify({ arguments: { message: echoMessage } });
-  return {
-    name,
-    hub,
-    async call() {
-      const res = await fetch(url, { method: 'POST', headers: hub.headers, body });
-      const json = (await res.json()) as { ok: boolean; result: { content: { text: string }[] } };
-      if (!json.ok || json.result.content[0]?.text !== `Echo: ${echoMessage}`)
-        throw new Error(`${name}: wrong answer ${JSON.stringify(json)}`);
-    },
-    rate: [],
-    mainUs: [],
-    allUs: [],
-  };
+  const hub = await startBenchHub({ env: { SWITCHBOARD_RECORD_EVENTS: String(record) }, main });
+  return { name, hub, call: hubCaller(hub), rate: [], mainUs: [], allUs: [] };
 }
 
 async function round(s: Side): Promise<void> {
-  const pid = s.hub.child.proc.pid!;
+  const pid = s.hub.process.child.proc.pid!;
   const before = cpuMs(pid);
   s.rate.push(await throughput(s.call, calls, inFlight));
   const after = cpuMs(pid);
@@ -144,6 +113,6 @@ try {
   console.log(`  main-thread CPU/call  ${verdict(ratios((s) => s.mainUs))}`);
   console.log(`  process CPU/call      ${verdict(ratios((s) => s.allUs))}`);
 } finally {
-  await Promise.all(sides.map((s) => s.hub.stop()));
+  await Promise.all(sides.map((s) => s.hub.close()));
   built.remove();
 }

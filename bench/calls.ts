@@ -13,10 +13,10 @@ import path from 'node:path';
 import { projectRoot } from '../src/paths.js';
 import { freePort, rssMb, startChild, waitForHttp } from '../test/helpers/processes.js';
 import {
-  type BenchHub,
   type Caller,
   directEverything,
   echoMessage,
+  hubCaller,
   measure,
   reportTwoHop,
   reps,
@@ -43,18 +43,6 @@ async function bare(script: string): Promise<{ call: Caller; close(): Promise<vo
       if (json.result.content[0]?.text !== `Echo: ${echoMessage}`) throw new Error('wrong answer');
     },
     close: () => child.stop(),
-  };
-}
-
-function hubCaller(hub: BenchHub): Caller {
-  const url = `${hub.base}/api/mcp/servers/${hub.everythingId}/tools/echo/call`;
-  const body = JSON.stringify({ arguments: { message: echoMessage } });
-  return async () => {
-    const res = await fetch(url, { method: 'POST', headers: hub.headers, body });
-    const json = (await res.json()) as { ok: boolean; result: { content: { text: string }[] } };
-    if (!json.ok || json.result.content[0]?.text !== `Echo: ${echoMessage}`) {
-      throw new Error(`wrong answer ${JSON.stringify(json)}`);
-    }
   };
 }
 

@@ -65,17 +65,24 @@ export interface BenchHub {
   close(): Promise<void>;
 }
 
-/** A hub process with server-everything registered; `database: 'postgres'` gives it a throwaway database. */
+/**
+ * A hub process with server-everything registered; `database: 'postgres'` gives it a throwaway database,
+ * `main` another build of the hub (bench:ab).
+ */
 export async function startBenchHub(
-  options: { database?: 'pglite' | 'postgres'; env?: Record<string, string> } = {},
+  options: { database?: 'pglite' | 'postgres'; env?: Record<string, string>; main?: string } = {},
 ): Promise<BenchHub> {
   const database = options.database === 'postgres' ? await createPostgresDatabase() : undefined;
   const t0 = nowMs();
-  const hub = await startHubProcess({
-    SWITCHBOARD_SEED_EXAMPLES: 'false',
-    ...(database ? { DATABASE_URL: database.url } : {}),
-    ...options.env,
-  });
+  const hub = await startHubProcess(
+    {
+      SWITCHBOARD_SEED_EXAMPLES: 'false',
+      ...(database ? { DATABASE_URL: database.url } : {}),
+      ...options.env,
+    },
+    undefined,
+    options.main,
+  );
   const readyMs = nowMs() - t0;
   const created = await fetch(`${hub.base}/api/mcp/servers`, {
     method: 'POST',
@@ -144,4 +151,17 @@ export function reportTwoHop(
     ratioLine(`bare relay / two-hop ceiling, ${label}`, s(`relay.${m}`).median / ceiling[m]);
   for (const [m, label] of modes)
     ratioLine(`hub / bare relay, ${label}`, s(`hub.${m}`).median / s(`relay.${m}`).median);
+}
+
+/** The hub's REST call of echo on server-everything, its answer checked. */
+export function hubCaller(hub: BenchHub): Caller {
+  const url = `${hub.base}/api/mcp/servers/${hub.everythingId}/tools/echo/call`;
+  const body = JSON.stringify({ arguments: { message: echoMessage } });
+  return async () => {
+    const res = await fetch(url, { method: 'POST', headers: hub.headers, body });
+    const json = (await res.json()) as { ok: boolean; result: { content: { text: string }[] } };
+    if (!json.ok || json.result.content[0]?.text !== `Echo: ${echoMessage}`) {
+      throw new Error(`wrong answer ${JSON.stringify(json)}`);
+    }
+  };
 }
