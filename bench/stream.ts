@@ -14,8 +14,9 @@
  *      broadcast to N clients.
  * Settings: BENCH_REPS (3), BENCH_SEQ (2000 calls), BENCH_CONC (4000 calls at 32 in flight),
  * BENCH_PEER_SEQ (1000) and BENCH_PEER_CONC (3000) for part 2,
- * BENCH_PARTS (1,2,3: the parts to run; 3 runs parts 3 and 4), BENCH_FANOUT (1000 clients), BENCH_POLLS (20 samples per polling interval), BENCH_DB (`pglite`, or `postgres`
- * for a throwaway database on the local PostgreSQL).
+ * BENCH_PARTS (1,2,3: the parts to run; 3 runs parts 3 and 4), BENCH_FANOUT (1000 clients), BENCH_POLLS
+ * (20 samples per polling interval), BENCH_DB (`pglite`, or `postgres` for a throwaway database on the local
+ * PostgreSQL).
  */
 import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';

@@ -153,6 +153,11 @@ export function structured<T = Record<string, unknown>>(result: CallToolResult):
   return (result.structuredContent ?? JSON.parse(textOf(result))) as T;
 }
 
+/** The flaky fixture's counters, read from server `id` of the pool. */
+export async function flakyStats(t: TestPool, id: number): Promise<FlakyStats> {
+  return structured<FlakyStats>((await t.pool.callTool(id, 'stats', {})).result);
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -7,9 +7,9 @@ import type { UpstreamNotification } from '../../src/mcp/upstream-pool.js';
 import {
   assertFlakyBuilt,
   createTestPool,
-  type FlakyStats,
   flakyRecord,
   flakyScript,
+  flakyStats,
   structured,
   type TestPool,
   waitFor,
@@ -36,7 +36,7 @@ afterAll(async () => {
   await t.pool.close();
 });
 
-const stats = async (id: number) => structured<FlakyStats>((await t.pool.callTool(id, 'stats', {})).result);
+const stats = (id: number) => flakyStats(t, id);
 const lookup = async (id: number, args: Record<string, unknown>) =>
   (await t.pool.callTool(id, 'lookup', args)).result;
 /** Lookups that reached server `id` while `fn` ran. */

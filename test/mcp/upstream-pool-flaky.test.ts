@@ -12,8 +12,8 @@ import {
   assertFlakyBuilt,
   childPidsExcept,
   createTestPool,
-  type FlakyStats,
   flakyRecord,
+  flakyStats,
   isAlive,
   structured,
   type TestPool,
@@ -46,7 +46,7 @@ afterAll(async () => {
   await t.pool.close();
 });
 
-const stats = async (id: number) => structured<FlakyStats>((await t.pool.callTool(id, 'stats', {})).result);
+const stats = (id: number) => flakyStats(t, id);
 
 describe('flaky server', () => {
   it('negotiates the 2026-07-28 revision and reports it once', async () => {

@@ -8,9 +8,9 @@ import {
   assertFlakyBuilt,
   childPidsExcept,
   createTestPool,
-  type FlakyStats,
   flakyRecord,
   flakyScript,
+  flakyStats,
   isAlive,
   structured,
   type TestPool,
@@ -39,7 +39,7 @@ afterAll(async () => {
   await t.pool.close();
 });
 
-const stats = async (id: number) => structured<FlakyStats>((await t.pool.callTool(id, 'stats', {})).result);
+const stats = (id: number) => flakyStats(t, id);
 const pidOf = (r: { result: Parameters<typeof structured>[0] }) => structured<{ pid: number }>(r.result).pid;
 
 async function reconfigure(id: number, config: ServerConfig, extra: Partial<ServerRecord> = {}) {
