@@ -25,7 +25,7 @@ const envSchema = z.object({
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
     .optional(),
   SWITCHBOARD_REDIS_PREFIX: z.string().max(100).default('switchboard:'),
-  SWITCHBOARD_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  SWITCHBOARD_API_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
   SWITCHBOARD_ALLOWED_ORIGINS: list.default([]),
   SWITCHBOARD_STDIO_ALLOW: list.default([]),
   SWITCHBOARD_EVENT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
