@@ -6,7 +6,8 @@
  * CPU per call. These machines drift by more between runs than most single changes are worth; side by side,
  * a change of a few percent shows.
  * Settings: AB_BASE (HEAD: what this checkout changes), AB_ROUNDS (10), AB_CALLS (1000), AB_INFLIGHT (1),
- * BENCH_WARMUP (2000 calls per side), AB_RECORD (true: events recorded, as by default).
+ * BENCH_WARMUP (2000 calls per side), AB_RECORD (true: events recorded, as by default), AB_ENV_B (a JSON object
+ * of environment variables for B only: with AB_BASE=HEAD and no change, it compares settings of one build).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
@@ -22,6 +23,7 @@ const calls = Number(process.env.AB_CALLS ?? 1000);
 const inFlight = Number(process.env.AB_INFLIGHT ?? 1);
 const warmup = Number(process.env.BENCH_WARMUP ?? 2000);
 const record = process.env.AB_RECORD !== 'false';
+const envB = JSON.parse(process.env.AB_ENV_B ?? '{}') as Record<string, string>;
 
 /** Builds `rev` in a detached worktree that shares this checkout's node_modules; returns its main script. */
 function buildRevision(rev: string): { main: string; remove(): void } {
@@ -62,8 +64,8 @@ interface Side {
   allUs: number[];
 }
 
-async function side(name: string, main: string): Promise<Side> {
-  const hub = await startBenchHub({ env: { SWITCHBOARD_RECORD_EVENTS: String(record) }, main });
+async function side(name: string, main: string, env: Record<string, string> = {}): Promise<Side> {
+  const hub = await startBenchHub({ env: { SWITCHBOARD_RECORD_EVENTS: String(record), ...env }, main });
   return { name, hub, call: hubCaller(hub), rate: [], mainUs: [], allUs: [] };
 }
 
@@ -82,7 +84,7 @@ const sides: Side[] = [];
 try {
   sides.push(
     await side(`A (${base})`, built.main),
-    await side('B (this checkout)', path.join(projectRoot, 'dist/src/main.js')),
+    await side('B (this checkout)', path.join(projectRoot, 'dist/src/main.js'), envB),
   );
   const [a, b] = sides as [Side, Side];
   for (const s of sides) for (let i = 0; i < warmup; i++) await s.call();
