@@ -7,7 +7,8 @@
  * a change of a few percent shows.
  * Settings: AB_BASE (HEAD: what this checkout changes), AB_ROUNDS (10), AB_CALLS (1000), AB_INFLIGHT (1),
  * BENCH_WARMUP (2000 calls per side), AB_RECORD (true: events recorded, as by default), AB_ENV_B (a JSON object
- * of environment variables for B only: with AB_BASE=HEAD and no change, it compares settings of one build).
+ * of environment variables for B only: with AB_BASE=HEAD and no change, it compares settings of one build),
+ * AB_MESSAGE_BYTES (the echoed message's length; 55 by default, as in bench:calls).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
@@ -23,6 +24,7 @@ const calls = Number(process.env.AB_CALLS ?? 1000);
 const inFlight = Number(process.env.AB_INFLIGHT ?? 1);
 const warmup = Number(process.env.BENCH_WARMUP ?? 2000);
 const record = process.env.AB_RECORD !== 'false';
+const message = process.env.AB_MESSAGE_BYTES ? 'x'.repeat(Number(process.env.AB_MESSAGE_BYTES)) : undefined;
 const envB = JSON.parse(process.env.AB_ENV_B ?? '{}') as Record<string, string>;
 
 /** Builds `rev` in a detached worktree that shares this checkout's node_modules; returns its main script. */
@@ -66,7 +68,7 @@ interface Side {
 
 async function side(name: string, main: string, env: Record<string, string> = {}): Promise<Side> {
   const hub = await startBenchHub({ env: { SWITCHBOARD_RECORD_EVENTS: String(record), ...env }, main });
-  return { name, hub, call: hubCaller(hub), rate: [], mainUs: [], allUs: [] };
+  return { name, hub, call: hubCaller(hub, message), rate: [], mainUs: [], allUs: [] };
 }
 
 async function round(s: Side): Promise<void> {

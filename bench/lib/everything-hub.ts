@@ -153,14 +153,14 @@ export function reportTwoHop(
     ratioLine(`hub / bare relay, ${label}`, s(`hub.${m}`).median / s(`relay.${m}`).median);
 }
 
-/** The hub's REST call of echo on server-everything, its answer checked. */
-export function hubCaller(hub: BenchHub): Caller {
+/** The hub's REST call of echo on server-everything (`message`: echoMessage), its answer checked. */
+export function hubCaller(hub: BenchHub, message = echoMessage): Caller {
   const url = `${hub.base}/api/mcp/servers/${hub.everythingId}/tools/echo/call`;
-  const body = JSON.stringify({ arguments: { message: echoMessage } });
+  const body = JSON.stringify({ arguments: { message } });
   return async () => {
     const res = await fetch(url, { method: 'POST', headers: hub.headers, body });
     const json = (await res.json()) as { ok: boolean; result: { content: { text: string }[] } };
-    if (!json.ok || json.result.content[0]?.text !== `Echo: ${echoMessage}`) {
+    if (!json.ok || json.result.content[0]?.text !== `Echo: ${message}`) {
       throw new Error(`wrong answer ${JSON.stringify(json)}`);
     }
   };

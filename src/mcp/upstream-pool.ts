@@ -79,6 +79,8 @@ export interface ToolCallResult {
   outcome: 'success' | 'tool_error';
   ok: boolean;
   durationMs: number;
+  /** `result` as JSON: made once for the event log's size and the cache, and sent as is by the REST route. */
+  resultJson: string;
 }
 
 // A type alias, not an interface: it must stay assignable to Record<string, unknown> (the registry's view).
@@ -171,7 +173,7 @@ interface RecordedCall {
   opts: CallOptions;
   args: Record<string, unknown> | undefined;
   result?: CallToolResult;
-  /** The result's JSON when the caller has it already (the cache does). */
+  /** The result's JSON, with the result (its size is recorded). */
   resultJson?: string;
   error?: HubError;
 }
@@ -296,7 +298,7 @@ export class UpstreamPool {
         conn.client.callTool({ name, arguments: args ?? {} }, ro),
       );
       const { outcome, ok } = classifyResult(result);
-      let resultJson: string | undefined;
+      const resultJson = JSON.stringify(result);
       // holder.entry is the entry the call ran on: a reconfigure that replaced the entry, or dropped its
       // cache meanwhile, makes this result one nobody may be answered with later.
       if (
@@ -306,13 +308,9 @@ export class UpstreamPool {
         !entry.retired &&
         generation === entry.cacheGeneration
       ) {
-        resultJson = JSON.stringify(result);
         entry.cache.set(cacheKey, resultJson, entry.config.cache_ttl_ms);
       }
-      if (shared?.call.waiting) {
-        resultJson ??= JSON.stringify(result);
-        shared.settle({ json: resultJson, outcome, ok });
-      }
+      if (shared?.call.waiting) shared.settle({ json: resultJson, outcome, ok });
       const durationMs = performance.now() - started;
       this.#recordCall({
         serverId,
@@ -325,9 +323,9 @@ export class UpstreamPool {
         opts,
         args,
         result,
-        ...(resultJson === undefined ? {} : { resultJson }),
+        resultJson,
       });
-      return { result, outcome, ok, durationMs };
+      return { result, outcome, ok, durationMs, resultJson };
     } catch (err) {
       const c = classifyError(err, {
         what,
@@ -393,7 +391,7 @@ export class UpstreamPool {
       result,
       resultJson: answer.json,
     });
-    return { result, outcome, ok, durationMs };
+    return { result, outcome, ok, durationMs, resultJson: answer.json };
   }
 
   /** Makes a call the one that identical cacheable calls wait for until it settles (see SharedCall). */
@@ -980,7 +978,6 @@ export class UpstreamPool {
     const { serverId, toolName, outcome, ok, errorCode, durationMs, opts, args, result, error } = call;
     const { entry, queueMs, concurrency, cached, coalesced } = call.holder;
     this.#observe(entry, toolName, outcome, durationMs);
-    const responseJson = call.resultJson ?? (result === undefined ? undefined : JSON.stringify(result));
     this.#o.events.emit({
       type: 'tool_call',
       // An unknown id is not a row of mcp_servers: recording it as server_id would break the insert.
@@ -994,7 +991,7 @@ export class UpstreamPool {
       concurrency: concurrency ?? null,
       configVersion: entry?.record.configVersion ?? null,
       requestBytes: Buffer.byteLength(JSON.stringify(args ?? {})),
-      responseBytes: responseJson === undefined ? null : Buffer.byteLength(responseJson),
+      responseBytes: call.resultJson === undefined ? null : Buffer.byteLength(call.resultJson),
       source: opts.source ?? null,
       clientId: opts.clientId ?? null,
       streamId: opts.streamId ?? null,

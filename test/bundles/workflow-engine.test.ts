@@ -38,6 +38,7 @@ function fakeCaller(
           outcome: result.isError ? 'tool_error' : 'success',
           ok: !result.isError,
           durationMs: performance.now() - started,
+          resultJson: JSON.stringify(result),
         };
       } finally {
         log.push(`end ${name}`);
