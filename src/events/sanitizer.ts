@@ -276,24 +276,21 @@ function walk(value: unknown, depth: number, ancestors: object[]): unknown {
     if (typeof toJSON === 'function' && !isPlainObject(obj)) {
       return walk(toJSON.call(obj), depth + 1, ancestors);
     }
-    return walkEntries(obj instanceof Map ? obj : ownEntries(obj), depth, ancestors);
+    return walkEntries(obj, depth, ancestors);
   } finally {
     ancestors.pop();
   }
 }
 
-function* ownEntries(obj: object): Iterable<[string, unknown]> {
-  for (const key in obj) if (Object.hasOwn(obj, key)) yield [key, (obj as Record<string, unknown>)[key]];
-}
-
-function walkEntries(entries: Iterable<[unknown, unknown]>, depth: number, ancestors: object[]) {
+/** A plain object or Map as a sanitized plain object: keys cleaned, secrets redacted, at most MAX_OBJECT_KEYS. */
+function walkEntries(obj: object, depth: number, ancestors: object[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   let kept = 0;
   let skipped = 0;
-  for (const [rawKey, v] of entries) {
+  const add = (rawKey: unknown, v: unknown) => {
     if (kept >= MAX_OBJECT_KEYS) {
       skipped++;
-      continue;
+      return;
     }
     const keyText = String(rawKey);
     const c = classifyKey(keyText);
@@ -302,11 +299,16 @@ function walkEntries(entries: Iterable<[unknown, unknown]>, depth: number, ances
       c === KEY_SECRET || (c === KEY_COUNT && typeof v !== 'number')
         ? REDACTED
         : walk(v, depth + 1, ancestors);
-    if (v === undefined || safe === undefined) continue;
-    // Defined as data, so that an own "__proto__" key (JSON.parse makes those) stays a key.
-    Object.defineProperty(out, key, { value: safe, enumerable: true, writable: true, configurable: true });
+    if (v === undefined || safe === undefined) return;
+    // An own "__proto__" key (JSON.parse makes those) must stay a key, so it is defined as data. Every other
+    // key is assigned: defining each property would turn the copy into a slow dictionary object.
+    if (key === '__proto__')
+      Object.defineProperty(out, key, { value: safe, enumerable: true, writable: true, configurable: true });
+    else out[key] = safe;
     kept++;
-  }
+  };
+  if (obj instanceof Map) for (const [k, v] of obj) add(k, v);
+  else for (const key in obj) if (Object.hasOwn(obj, key)) add(key, (obj as Record<string, unknown>)[key]);
   if (skipped > 0) out['…'] = `[truncated ${skipped} keys]`;
   return out;
 }
