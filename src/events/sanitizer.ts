@@ -18,8 +18,10 @@
  *   symbols are dropped as JSON.stringify drops them.
  * - NUL characters and lone surrogates are replaced by U+FFFD: jsonb rejects `\u0000` and unpaired
  *   surrogate escapes, and one such value would fail a whole COPY batch.
- * - If the serialized result is still over MAX_PAYLOAD_BYTES (UTF-8), it is replaced by
- *   `{ truncated: true, bytes, preview }`, preview being the first PREVIEW_CHARS of the sanitized JSON.
+ * - If the serialized result is over MAX_PAYLOAD_BYTES (UTF-8), the data is sanitized again with the tighter
+ *   TIGHT_* limits, which keep its structure (the outcome next to a huge argument, say); if that is still
+ *   over, it is replaced by `{ truncated: true, bytes, preview }`, bytes being the size of the first pass's
+ *   JSON and preview its first PREVIEW_CHARS.
  */
 
 /** Strings longer than this (UTF-16 code units) are truncated. */
@@ -30,7 +32,11 @@ export const MAX_ARRAY_ITEMS = 100;
 export const MAX_OBJECT_KEYS = 200;
 /** Objects and arrays nested deeper than this (the top level is depth 0) are replaced by "[max depth]". */
 export const MAX_DEPTH = 10;
-/** Cap on the serialized payload (UTF-8 bytes); over it the payload is replaced by a summary. */
+/** The limits of the second pass, for data whose first pass is over MAX_PAYLOAD_BYTES. */
+export const TIGHT_STRING_CHARS = 256;
+export const TIGHT_ARRAY_ITEMS = 20;
+export const TIGHT_OBJECT_KEYS = 50;
+/** Cap on the serialized payload (UTF-8 bytes); over it the data is sanitized tighter, then summarized. */
 export const MAX_PAYLOAD_BYTES = 16 * 1024;
 /** Length of the serialized-JSON preview kept in that summary. */
 export const PREVIEW_CHARS = 1024;
@@ -166,15 +172,27 @@ export function redactText(s: string): string {
 
 const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
 
-/** Redacts, then cuts to MAX_STRING_CHARS (never inside a surrogate pair) with a marker saying how much. */
-function sanitizeString(s: string): string {
+interface Limits {
+  strings: number;
+  items: number;
+  keys: number;
+}
+const LIMITS: Limits = { strings: MAX_STRING_CHARS, items: MAX_ARRAY_ITEMS, keys: MAX_OBJECT_KEYS };
+const TIGHT_LIMITS: Limits = {
+  strings: TIGHT_STRING_CHARS,
+  items: TIGHT_ARRAY_ITEMS,
+  keys: TIGHT_OBJECT_KEYS,
+};
+
+/** Redacts, then cuts to `max` chars (never inside a surrogate pair) with a marker saying how much. */
+function sanitizeString(s: string, max = MAX_STRING_CHARS): string {
   // Redact before cutting, so that a cut cannot hide the start of a secret from the patterns. A string
   // far beyond the limit is first cut with slack, so the regexes never scan megabytes.
-  const head = s.length > MAX_STRING_CHARS * 2 ? s.slice(0, MAX_STRING_CHARS * 2) : s;
+  const head = s.length > max * 2 ? s.slice(0, max * 2) : s;
   const unseen = s.length - head.length;
   const redacted = redactText(head);
-  if (unseen === 0 && redacted.length <= MAX_STRING_CHARS) return redacted;
-  let end = Math.min(MAX_STRING_CHARS, redacted.length);
+  if (unseen === 0 && redacted.length <= max) return redacted;
+  let end = Math.min(max, redacted.length);
   if (isHighSurrogate(redacted.charCodeAt(end - 1))) end--;
   return `${redacted.slice(0, end)}…[truncated ${redacted.length - end + unseen} chars]`;
 }
@@ -229,11 +247,17 @@ function binarySize(v: object): number | undefined {
   return undefined;
 }
 
-/** The full walk: builds a sanitized copy. `ancestors` holds the objects on the current path (cycles). */
-function walk(value: unknown, depth: number, ancestors: object[]): unknown {
+/** What one full walk carries: its limits, and the objects on the current path (to find cycles). */
+interface Walk {
+  limits: Limits;
+  ancestors: object[];
+}
+
+/** The full walk: builds a sanitized copy. */
+function walk(value: unknown, depth: number, w: Walk): unknown {
   switch (typeof value) {
     case 'string':
-      return sanitizeString(value);
+      return sanitizeString(value, w.limits.strings);
     case 'number':
       return Number.isFinite(value) ? value : null;
     case 'boolean':
@@ -250,23 +274,23 @@ function walk(value: unknown, depth: number, ancestors: object[]): unknown {
   if (obj instanceof Date) return Number.isNaN(obj.getTime()) ? null : obj.toISOString();
   const bytes = binarySize(obj);
   if (bytes !== undefined) return `[binary ${bytes} bytes]`;
-  if (ancestors.includes(obj)) return '[circular]';
+  if (w.ancestors.includes(obj)) return '[circular]';
   if (depth >= MAX_DEPTH) return '[max depth]';
-  ancestors.push(obj);
+  w.ancestors.push(obj);
   try {
     if (obj instanceof Error) {
-      const out: Record<string, unknown> = { name: sanitizeString(String(obj.name)) };
-      out.message = sanitizeString(String(obj.message));
+      const out: Record<string, unknown> = { name: sanitizeString(String(obj.name), w.limits.strings) };
+      out.message = sanitizeString(String(obj.message), w.limits.strings);
       const code = (obj as { code?: unknown }).code;
-      if (typeof code === 'string' || typeof code === 'number') out.code = walk(code, depth + 1, ancestors);
+      if (typeof code === 'string' || typeof code === 'number') out.code = walk(code, depth + 1, w);
       return out;
     }
     if (Array.isArray(obj) || obj instanceof Set) {
       const items = Array.isArray(obj) ? obj : [...obj];
-      const n = Math.min(items.length, MAX_ARRAY_ITEMS);
+      const n = Math.min(items.length, w.limits.items);
       const out: unknown[] = new Array(n);
       for (let i = 0; i < n; i++) {
-        const v = walk(items[i], depth + 1, ancestors);
+        const v = walk(items[i], depth + 1, w);
         out[i] = v === undefined ? null : v;
       }
       if (items.length > n) out.push(`…[truncated ${items.length - n} items]`);
@@ -274,21 +298,21 @@ function walk(value: unknown, depth: number, ancestors: object[]): unknown {
     }
     const toJSON = (obj as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === 'function' && !isPlainObject(obj)) {
-      return walk(toJSON.call(obj), depth + 1, ancestors);
+      return walk(toJSON.call(obj), depth + 1, w);
     }
-    return walkEntries(obj, depth, ancestors);
+    return walkEntries(obj, depth, w);
   } finally {
-    ancestors.pop();
+    w.ancestors.pop();
   }
 }
 
-/** A plain object or Map as a sanitized plain object: keys cleaned, secrets redacted, at most MAX_OBJECT_KEYS. */
-function walkEntries(obj: object, depth: number, ancestors: object[]): Record<string, unknown> {
+/** A plain object or Map as a sanitized plain object: keys cleaned, secrets redacted, at most the limit's. */
+function walkEntries(obj: object, depth: number, w: Walk): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   let kept = 0;
   let skipped = 0;
   const add = (rawKey: unknown, v: unknown) => {
-    if (kept >= MAX_OBJECT_KEYS) {
+    if (kept >= w.limits.keys) {
       skipped++;
       return;
     }
@@ -296,9 +320,7 @@ function walkEntries(obj: object, depth: number, ancestors: object[]): Record<st
     const c = classifyKey(keyText);
     const key = c === KEY_UNCLEAN ? cleanChars(keyText) : keyText;
     const safe =
-      c === KEY_SECRET || (c === KEY_COUNT && typeof v !== 'number')
-        ? REDACTED
-        : walk(v, depth + 1, ancestors);
+      c === KEY_SECRET || (c === KEY_COUNT && typeof v !== 'number') ? REDACTED : walk(v, depth + 1, w);
     if (v === undefined || safe === undefined) return;
     // An own "__proto__" key (JSON.parse makes those) must stay a key, so it is defined as data. Every other
     // key is assigned: defining each property would turn the copy into a slow dictionary object.
@@ -332,11 +354,14 @@ function sanitizeBoth(data: unknown): { value: unknown; json: string } | null {
       const bytes = utf8Bytes(json);
       if (bytes <= MAX_PAYLOAD_BYTES) return { value: data, json };
     }
-    const value = walk(data, 0, []);
+    const value = walk(data, 0, { limits: LIMITS, ancestors: [] });
     if (value === undefined) return null;
     const json = JSON.stringify(value);
     const bytes = utf8Bytes(json);
     if (bytes <= MAX_PAYLOAD_BYTES) return { value, json };
+    const tight = walk(data, 0, { limits: TIGHT_LIMITS, ancestors: [] });
+    const tightJson = JSON.stringify(tight);
+    if (utf8Bytes(tightJson) <= MAX_PAYLOAD_BYTES) return { value: tight, json: tightJson };
     const small = summary(json, bytes);
     return { value: small, json: JSON.stringify(small) };
   } catch (err) {

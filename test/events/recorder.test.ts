@@ -4,7 +4,12 @@ import type { Db } from '../../src/db/db.js';
 import { isHubError } from '../../src/errors.js';
 import { type HubEvent, HubEventBus } from '../../src/events/hub-events.js';
 import { EVENT_COLUMNS, EventRecorder, type EventRecorderOptions } from '../../src/events/recorder.js';
-import { MAX_STRING_CHARS, REDACTED } from '../../src/events/sanitizer.js';
+import {
+  MAX_STRING_CHARS,
+  REDACTED,
+  TIGHT_ARRAY_ITEMS,
+  TIGHT_STRING_CHARS,
+} from '../../src/events/sanitizer.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { drivers, openTestDb, type TestDb } from '../helpers/db.js';
@@ -194,12 +199,25 @@ describe.each(drivers)('EventRecorder on %s', (driver) => {
       serverId,
       data: { pages: Array.from({ length: 50 }, () => 'y'.repeat(2000)) },
     });
+    bus.emit({
+      type: 'tool_call',
+      serverId,
+      data: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`page${i}`, 'é'.repeat(2000)])),
+    });
     await recorder.flush();
     const { rows } = await t.db.query<{ event_data: Record<string, unknown> }>(
       'SELECT event_data FROM mcp_events ORDER BY id',
     );
     expect(rows[0]?.event_data.html).toBe(`${'x'.repeat(MAX_STRING_CHARS)}…[truncated 1000 chars]`);
-    expect(rows[1]?.event_data).toEqual({
+    // Over the cap, then within it once sanitized with the tighter limits: shorter, but still the pages.
+    expect(rows[1]?.event_data.pages).toEqual([
+      ...Array.from(
+        { length: TIGHT_ARRAY_ITEMS },
+        () => `${'y'.repeat(TIGHT_STRING_CHARS)}…[truncated 1744 chars]`,
+      ),
+      `…[truncated ${50 - TIGHT_ARRAY_ITEMS} items]`,
+    ]);
+    expect(rows[2]?.event_data).toEqual({
       truncated: true,
       bytes: expect.any(Number),
       preview: expect.any(String),

@@ -11,6 +11,9 @@ import {
   redactText,
   sanitize,
   sanitizeToJson,
+  TIGHT_ARRAY_ITEMS,
+  TIGHT_OBJECT_KEYS,
+  TIGHT_STRING_CHARS,
 } from '../../src/events/sanitizer.js';
 
 describe('isSecretKey', () => {
@@ -225,10 +228,39 @@ describe('sanitize', () => {
     expect(out['…']).toBe('[truncated 7 keys]');
   });
 
-  it('replaces a payload still over the cap by a summary without secrets', () => {
+  it('sanitizes tighter before summarizing, so that the structure of a large payload survives', () => {
+    const data = {
+      arguments: { html: long(100_000) },
+      result: {
+        structuredContent: {
+          links: Array.from({ length: 800 }, (_, i) => ({ href: long(200, `${i % 10}`) })),
+        },
+      },
+    };
+    const json = sanitizeToJson(data) as string;
+    const out = JSON.parse(json);
+    expect(out.truncated).toBeUndefined();
+    expect(out.arguments.html).toBe(
+      `${long(TIGHT_STRING_CHARS)}…[truncated ${100_000 - TIGHT_STRING_CHARS} chars]`,
+    );
+    expect(out.result.structuredContent.links).toHaveLength(TIGHT_ARRAY_ITEMS + 1);
+    expect(out.result.structuredContent.links[TIGHT_ARRAY_ITEMS]).toBe(
+      `…[truncated ${800 - TIGHT_ARRAY_ITEMS} items]`,
+    );
+    expect(out.result.structuredContent.links[3]).toEqual({ href: long(200, '3') });
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+    expect(JSON.parse(json)).toEqual(sanitize(data));
+  });
+
+  it('replaces a payload still over the cap after the tighter pass by a summary without secrets', () => {
     const data = {
       password: 'hunter2',
-      parts: Array.from({ length: 20 }, (_, i) => `${i} Bearer abcdef ${long(1000, 'é')}`),
+      ...Object.fromEntries(
+        Array.from({ length: TIGHT_OBJECT_KEYS }, (_, i) => [
+          `part${i}`,
+          `${i} Bearer abcdef ${long(1000, 'é')}`,
+        ]),
+      ),
     };
     const json = sanitizeToJson(data) as string;
     const out = JSON.parse(json);
