@@ -1,27 +1,32 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BundleService, type ExecutionUpdate, executionUpdateTypes } from '../../src/bundles/service.js';
+import type { Driver } from '../helpers/db.js';
 import { flakyServer, startTestHub, type TestHub } from '../helpers/hub.js';
+
+/** A test hub on `driver` with the flaky fixture registered, for the tests of the describe block that calls it. */
+function flakyHub(driver: Driver) {
+  const h = {} as { t: TestHub; service: BundleService; flakyId: number };
+  beforeAll(async () => {
+    h.t = await startTestHub(driver);
+    h.flakyId = await h.t.addStdioServer('flaky', [flakyServer]);
+    h.service = h.t.hub.bundles;
+  });
+  afterAll(async () => {
+    await h.service?.close();
+    await h.t?.close();
+  });
+  return h;
+}
 
 /** The service without HTTP: what a live view (socket.io namespace, UI) can follow of an execution. */
 describe('BundleService updates', () => {
-  let t: TestHub;
-  let service: BundleService;
-  let flakyId: number;
-  beforeAll(async () => {
-    t = await startTestHub('pglite');
-    flakyId = await t.addStdioServer('flaky', [flakyServer]);
-    service = t.hub.bundles;
-  });
-  afterAll(async () => {
-    await service?.close();
-    await t?.close();
-  });
+  const h = flakyHub('pglite');
 
   it('publishes the start, each step with its progress, and the end, in order', async () => {
-    const bundle = await service.create({ bundleName: 'live', serverIds: [flakyId] });
+    const bundle = await h.service.create({ bundleName: 'live', serverIds: [h.flakyId] });
     const updates: ExecutionUpdate[] = [];
-    const unsubscribe = service.subscribe((u) => updates.push(u));
-    const { executionId, done } = await service.execute({
+    const unsubscribe = h.service.subscribe((u) => updates.push(u));
+    const { executionId, done } = await h.service.execute({
       bundleId: bundle.id,
       workflow: {
         steps: [
@@ -61,22 +66,11 @@ describe('BundleService updates', () => {
  * hub's own reads wait for the end to be stored; on PostgreSQL other hubs read it, so the answer waits for it.
  */
 describe.each(['pglite', 'postgres'] as const)('BundleService answers a waiting caller (%s)', (driver) => {
-  let t: TestHub;
-  let service: BundleService;
-  let flakyId: number;
-  beforeAll(async () => {
-    t = await startTestHub(driver);
-    flakyId = await t.addStdioServer('flaky', [flakyServer]);
-    service = t.hub.bundles;
-  });
-  afterAll(async () => {
-    await service?.close();
-    await t?.close();
-  });
+  const h = flakyHub(driver);
 
   it('with the result that every later read finds stored', async () => {
-    const bundle = await service.create({ bundleName: 'answer', serverIds: [flakyId] });
-    const { executionId, ended, done } = await service.execute({
+    const bundle = await h.service.create({ bundleName: 'answer', serverIds: [h.flakyId] });
+    const { executionId, ended, done } = await h.service.execute({
       bundleId: bundle.id,
       workflow: { steps: [{ server: 0, tool: 'echo', args: { message: 'x' } }] },
     });
@@ -89,8 +83,8 @@ describe.each(['pglite', 'postgres'] as const)('BundleService answers a waiting 
     if (driver === 'pglite') {
       expect(stored).toBe(false);
       const [read, cancel] = await Promise.allSettled([
-        service.getExecution(executionId),
-        service.cancel(executionId),
+        h.service.getExecution(executionId),
+        h.service.cancel(executionId),
       ]);
       expect(stored).toBe(true);
       expect(read).toEqual({ status: 'fulfilled', value: result });
@@ -100,15 +94,15 @@ describe.each(['pglite', 'postgres'] as const)('BundleService answers a waiting 
       });
     } else {
       // What another hub reads: the database, at once.
-      const { rows } = await t.hub.db.query<{ status: string }>(
+      const { rows } = await h.t.hub.db.query<{ status: string }>(
         'SELECT status FROM mcp_bundle_executions WHERE id = $1',
         [executionId],
       );
       expect(rows[0]?.status).toBe('succeeded');
     }
-    const listed = (await service.list()).find((b) => b.id === bundle.id);
+    const listed = (await h.service.list()).find((b) => b.id === bundle.id);
     expect(listed?.execution_count).toBe(1);
-    expect((await service.executions(bundle.id, 10)).map((e) => [e.executionId, e.status])).toEqual([
+    expect((await h.service.executions(bundle.id, 10)).map((e) => [e.executionId, e.status])).toEqual([
       [executionId, 'succeeded'],
     ]);
     expect(await done).toEqual(result);
