@@ -8,15 +8,18 @@
  * Settings: AB_BASE (HEAD: what this checkout changes), AB_ROUNDS (10), AB_CALLS (1000), AB_INFLIGHT (1),
  * BENCH_WARMUP (2000 calls per side), AB_RECORD (true: events recorded, as by default), AB_ENV_B (a JSON object
  * of environment variables for B only: with AB_BASE=HEAD and no change, it compares settings of one build),
- * AB_MESSAGE_BYTES (the echoed message's length; 55 by default, as in bench:calls).
+ * AB_MESSAGE_BYTES (the echoed message's length; 55 by default, as in bench:calls), AB_PATH (`rest`: the REST tool
+ * call; `stream`: client-message → server-response on one stream per side, as in bench:stream).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Socket } from 'socket.io-client';
 import { projectRoot } from '../src/paths.js';
 import { type BenchHub, type Caller, hubCaller, startBenchHub } from './lib/everything-hub.js';
 import { printTable, type Summary, summarize, throughput } from './lib/measure.js';
+import { hubStream, socketCaller } from './lib/stream-callers.js';
 
 const base = process.env.AB_BASE ?? 'HEAD';
 const rounds = Number(process.env.AB_ROUNDS ?? 10);
@@ -26,6 +29,9 @@ const warmup = Number(process.env.BENCH_WARMUP ?? 2000);
 const record = process.env.AB_RECORD !== 'false';
 const message = process.env.AB_MESSAGE_BYTES ? 'x'.repeat(Number(process.env.AB_MESSAGE_BYTES)) : undefined;
 const envB = JSON.parse(process.env.AB_ENV_B ?? '{}') as Record<string, string>;
+const overStream = process.env.AB_PATH === 'stream';
+if (!['rest', 'stream', undefined].includes(process.env.AB_PATH))
+  throw new Error('AB_PATH must be rest or stream');
 
 /** Builds `rev` in a detached worktree that shares this checkout's node_modules; returns its main script. */
 function buildRevision(rev: string): { main: string; remove(): void } {
@@ -61,6 +67,8 @@ interface Side {
   name: string;
   hub: BenchHub;
   call: Caller;
+  /** Ends what the caller holds open (the stream's socket). */
+  release(): void;
   rate: number[];
   mainUs: number[];
   allUs: number[];
@@ -68,7 +76,14 @@ interface Side {
 
 async function side(name: string, main: string, env: Record<string, string> = {}): Promise<Side> {
   const hub = await startBenchHub({ env: { SWITCHBOARD_RECORD_EVENTS: String(record), ...env }, main });
-  return { name, hub, call: hubCaller(hub, message), rate: [], mainUs: [], allUs: [] };
+  const sample = { name, hub, rate: [], mainUs: [], allUs: [] };
+  if (!overStream) return { ...sample, call: hubCaller(hub, message), release: () => {} };
+  const stream = await hubStream(hub, 'ab');
+  return {
+    ...sample,
+    call: socketCaller(stream.socket as unknown as Socket, message),
+    release: () => stream.close(),
+  };
 }
 
 async function round(s: Side): Promise<void> {
@@ -99,7 +114,7 @@ try {
       { name: b.name, value: summarize(f(b)), unit },
       { name: 'B / A, round by round', value: ratios(f), unit: '×' },
     ]);
-  const what = `${rounds} rounds of ${calls} REST calls, ${inFlight} in flight, recording ${record ? 'on' : 'off'}`;
+  const what = `${rounds} rounds of ${calls} ${overStream ? 'stream' : 'REST'} calls, ${inFlight} in flight, recording ${record ? 'on' : 'off'}`;
   table(`Throughput (${what})`, (s) => s.rate, 'calls/s');
   table("The hub's main thread, CPU per call", (s) => s.mainUs, 'µs');
   table('The whole hub process, CPU per call', (s) => s.allUs, 'µs');
@@ -117,6 +132,7 @@ try {
   console.log(`  main-thread CPU/call  ${verdict(ratios((s) => s.mainUs))}`);
   console.log(`  process CPU/call      ${verdict(ratios((s) => s.allUs))}`);
 } finally {
+  for (const s of sides) s.release();
   await Promise.all(sides.map((s) => s.hub.close()));
   built.remove();
 }

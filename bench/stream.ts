@@ -23,17 +23,9 @@ import { io, type Socket } from 'socket.io-client';
 import { StreamClient } from '../src/client/stream-client.js';
 import { projectRoot } from '../src/paths.js';
 import { type Child, freePort, startChild, waitForHttp } from '../test/helpers/processes.js';
-import {
-  type BenchHub,
-  type Caller,
-  directEverything,
-  echoMessage,
-  measure,
-  reportTwoHop,
-  reps,
-  startBenchHub,
-} from './lib/everything-hub.js';
+import { directEverything, measure, reportTwoHop, reps, startBenchHub } from './lib/everything-hub.js';
 import { nowMs, printTable, ratioLine, type Summary, summarize } from './lib/measure.js';
+import { hubStream, socketCaller } from './lib/stream-callers.js';
 import { runPeerComparison } from './stream-peers.js';
 
 const fanout = Number(process.env.BENCH_FANOUT ?? 1000);
@@ -51,24 +43,6 @@ function connectSocket(url: string, auth?: Record<string, unknown>): Promise<Soc
   });
 }
 
-/** A call over any socket.io endpoint answering client-message with a server-response of the same id. */
-function socketCaller(socket: Socket): Caller {
-  const pending = new Map<string, (r: { ok: boolean; result: { content: { text: string }[] } }) => void>();
-  socket.on('server-response', (r) => pending.get(r.id)?.(r));
-  let n = 0;
-  return () =>
-    new Promise<void>((resolve, reject) => {
-      const id = `b${++n}`;
-      pending.set(id, (r) => {
-        pending.delete(id);
-        if (!r.ok || r.result.content[0]?.text !== `Echo: ${echoMessage}`)
-          reject(new Error(`wrong answer ${JSON.stringify(r)}`));
-        else resolve();
-      });
-      socket.emit('client-message', { type: 'echo', id, data: { message: echoMessage } });
-    });
-}
-
 /** The bare socket.io server: an echo floor, or with `relay` a bare relay to server-everything. */
 async function bareSocketIo(relay = false): Promise<{ url: string; child: Child; close(): Promise<void> }> {
   const port = await freePort();
@@ -79,18 +53,6 @@ async function bareSocketIo(relay = false): Promise<{ url: string; child: Child;
   );
   await waitForHttp(`http://127.0.0.1:${port}/ready`, 20_000, child);
   return { url: `http://127.0.0.1:${port}`, child, close: () => child.stop() };
-}
-
-/** A stream on the hub's server-everything, connected. */
-async function hubStream(hub: BenchHub, clientId: string): Promise<StreamClient> {
-  const c = await StreamClient.start({
-    baseUrl: hub.base,
-    apiToken: hub.token,
-    serverId: hub.everythingId,
-    clientId,
-  });
-  await c.connect();
-  return c;
 }
 
 const startHub = () =>
