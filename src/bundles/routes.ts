@@ -52,7 +52,7 @@ export const bundleRoutes =
         if (req.body.async) return reply.status(202).send(accepted);
         // A client that goes away while waiting cancels the execution (not after a 202: it then runs on).
         let waiting = true;
-        abortOnClose(reply).addEventListener('abort', () => {
+        abortOnClose(reply).signal.addEventListener('abort', () => {
           if (waiting) service.cancel(executionId).catch(() => {});
         });
         let timer: NodeJS.Timeout | undefined;

@@ -49,7 +49,7 @@ export const eventRoutes =
       async (req, reply) => {
         const { format } = req.query;
         // One batch in the stream's buffer at most: the database is read only as fast as the client reads.
-        const body = Readable.from(exportChunks(db, req.query, { signal: abortOnClose(reply) }), {
+        const body = Readable.from(exportChunks(db, req.query, { signal: abortOnClose(reply).signal }), {
           objectMode: true,
           highWaterMark: 1,
         });

@@ -32,3 +32,26 @@ export function deadline(parent: AbortSignal | undefined, ms: number, reason: st
     },
   };
 }
+
+/**
+ * The same for a call that owns its caller's controller (nothing else listens to it): the time limit aborts
+ * that controller itself, so the call makes no second signal and links no listener. On Node 20 making an
+ * AbortSignal and listening to it cost several µs, paid on every call.
+ */
+export function deadlineOn(controller: AbortController, ms: number, reason: string): Deadline {
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    controller.abort(reason);
+  }, ms);
+  timer.unref();
+  return {
+    signal: controller.signal,
+    get expired() {
+      return expired;
+    },
+    dispose() {
+      clearTimeout(timer);
+    },
+  };
+}

@@ -17,7 +17,7 @@ import type { BackoffOptions } from './backoff.js';
 import { classifyError, classifyResult } from './classify-outcome.js';
 import { ConcurrencyGate } from './concurrency-gate.js';
 import { ConnectionSet, ConnectionSetClosedError, raceAbort } from './connection-set.js';
-import { deadline } from './deadline.js';
+import { deadline, deadlineOn } from './deadline.js';
 import {
   defaultResultCacheLimits,
   ResultCache,
@@ -65,6 +65,12 @@ export interface ConnectedInfo {
 export interface CallOptions {
   /** Aborting it cancels the call: the upstream request is cancelled (notifications/cancelled). */
   signal?: AbortSignal;
+  /**
+   * Instead of `signal`, for a caller with a controller that serves this call alone: aborting it cancels the
+   * call, and the pool aborts it too when the call's total time (max_total_timeout_ms) runs out. The call then
+   * needs one AbortSignal instead of two.
+   */
+  controller?: AbortController;
   /** Progress notifications of the upstream request. */
   onProgress?: (progress: Progress) => void;
   source?: EventSource;
@@ -137,6 +143,8 @@ interface RunHolder {
   cached?: boolean;
   /** Answered with the outcome of an identical call under way (coalesced): no slot, no request either. */
   coalesced?: boolean;
+  /** The total time ran out on the caller's own controller: its aborted signal is not a cancellation. */
+  timedOut?: boolean;
 }
 
 /** What identical calls waiting on a call are answered with: its result (as JSON: each gets a copy) or error. */
@@ -260,9 +268,11 @@ export class UpstreamPool {
     serverId: number,
     name: string,
     args: Record<string, unknown> | undefined,
-    opts: CallOptions = {},
+    callOptions: CallOptions = {},
   ): Promise<ToolCallResult> {
     const started = performance.now();
+    const { controller } = callOptions;
+    const opts = controller ? { ...callOptions, signal: controller.signal } : callOptions;
     const holder: RunHolder = {};
     const what = `server ${serverId} tool ${name}`;
     let shared: Sharing | undefined;
@@ -329,7 +339,7 @@ export class UpstreamPool {
     } catch (err) {
       const c = classifyError(err, {
         what,
-        cancelled: opts.signal?.aborted === true,
+        cancelled: opts.signal?.aborted === true && !holder.timedOut,
         closing: this.#closing !== undefined,
       });
       // A cancellation is this caller's own: the calls waiting on it go and ask for themselves.
@@ -656,7 +666,7 @@ export class UpstreamPool {
     } catch (err) {
       const c = classifyError(err, {
         what,
-        cancelled: opts.signal?.aborted === true,
+        cancelled: opts.signal?.aborted === true && !holder.timedOut,
         closing: this.#closing !== undefined,
       });
       this.#observe(holder.entry, method, c.outcome, performance.now() - started);
@@ -668,7 +678,7 @@ export class UpstreamPool {
   async #run<T>(
     serverId: number,
     what: string,
-    opts: Pick<CallOptions, 'signal' | 'onProgress'>,
+    opts: Pick<CallOptions, 'signal' | 'onProgress' | 'controller'>,
     holder: RunHolder,
     fn: (conn: UpstreamConnection, ro: RequestOptions) => Promise<T>,
   ): Promise<T> {
@@ -696,7 +706,7 @@ export class UpstreamPool {
       holder.queueMs ??= 0;
       holder.concurrency = entry.gate.inFlight;
       try {
-        return await this.#attempts(entry, entry.connections, what, opts, fn);
+        return await this.#attempts(entry, entry.connections, what, opts, holder, fn);
       } catch (err) {
         if (err instanceof Reroute && reroutes < 3) continue;
         if (err instanceof Reroute)
@@ -737,7 +747,8 @@ export class UpstreamPool {
     entry: ServerEntry,
     connections: ConnectionSet,
     what: string,
-    opts: Pick<CallOptions, 'signal' | 'onProgress'>,
+    opts: Pick<CallOptions, 'signal' | 'onProgress' | 'controller'>,
+    holder: RunHolder,
     fn: (conn: UpstreamConnection, ro: RequestOptions) => Promise<T>,
   ): Promise<T> {
     const cfg = entry.config;
@@ -762,11 +773,10 @@ export class UpstreamPool {
       let answered = false;
       // The SDK checks maxTotalTimeout only when progress arrives, and then fails the request without
       // telling the server. An abort does both right: the request is cancelled upstream, on time.
-      const total = deadline(
-        opts.signal,
-        cfg.max_total_timeout_ms,
-        `max_total_timeout_ms (${cfg.max_total_timeout_ms} ms) exceeded`,
-      );
+      const limit = `max_total_timeout_ms (${cfg.max_total_timeout_ms} ms) exceeded`;
+      const total = opts.controller
+        ? deadlineOn(opts.controller, cfg.max_total_timeout_ms, limit)
+        : deadline(opts.signal, cfg.max_total_timeout_ms, limit);
       const ro: RequestOptions = {
         signal: total.signal,
         timeout: Math.min(cfg.timeout_ms, cfg.max_total_timeout_ms),
@@ -782,7 +792,8 @@ export class UpstreamPool {
         connections.noteHealthy();
         return value;
       } catch (err) {
-        const c = classifyError(err, { what, cancelled: opts.signal?.aborted === true });
+        if (total.expired) holder.timedOut = true;
+        const c = classifyError(err, { what, cancelled: opts.signal?.aborted === true && !total.expired });
         if (c.connectionLost) {
           connections.discard(conn, c.error.message);
           if (!answered && !opts.signal?.aborted && !this.#closing) {

@@ -75,7 +75,7 @@ export const serverRoutes =
       { schema: { tags, summary: "The server's tools", params: serverIdParams } },
       async (req, reply) => {
         await registry.require(req.params.id);
-        const tools = await pool.listTools(req.params.id, { signal: abortOnClose(reply) });
+        const tools = await pool.listTools(req.params.id, { signal: abortOnClose(reply).signal });
         return { success: true, serverId: req.params.id, tools };
       },
     );
@@ -95,7 +95,7 @@ export const serverRoutes =
         // The pool records this call as a tool_call event, whatever its outcome.
         req.eventRecorded = true;
         const call = await pool.callTool(id, tool, req.body.arguments ?? {}, {
-          signal: abortOnClose(reply),
+          controller: abortOnClose(reply),
           source: 'rest',
         });
         // The result's JSON is already made (the event log records its size): sent as is, not serialized

@@ -598,7 +598,7 @@ export class StreamService {
       if (isPlainObject(data)) args = data;
       else if (data === undefined) args = rest;
       else throw new HubError('SB_ERR_VALIDATION', 'client-message data: must be an object');
-      const outcome = await this.#route(session, ctx.clientId, id, type, args, controller.signal);
+      const outcome = await this.#route(session, ctx.clientId, id, type, args, controller);
       body = { id, type, ok: outcome.ok, result: outcome.result, durationMs: performance.now() - started };
     } catch (err) {
       body = { id, type, ok: false, error: toWireError(err), durationMs: performance.now() - started };
@@ -623,7 +623,7 @@ export class StreamService {
     id: string | number,
     type: string,
     args: Record<string, unknown>,
-    signal: AbortSignal,
+    controller: AbortController,
   ): Promise<{ ok: boolean; result: unknown }> {
     const serverId = session.serverId;
     const onProgress = (p: { progress: number; total?: number; message?: string }) => {
@@ -637,7 +637,7 @@ export class StreamService {
     };
     const callTool = async (name: string, toolArgs: Record<string, unknown> | undefined) => {
       const r = await this.o.pool.callTool(serverId, name, toolArgs, {
-        signal,
+        controller,
         onProgress,
         source: 'stream',
         streamId: session.id,
@@ -655,6 +655,8 @@ export class StreamService {
       if (!r.success) throw new HubError('SB_ERR_VALIDATION', `${kind} ${zodDetail(r.error)}`);
       return r.data;
     };
+    // Made only here: a tool call (nearly every message) needs no signal of its own (see CallOptions.controller).
+    const { signal } = controller;
     const opts = { signal, onProgress };
     switch (type) {
       case 'list-tools':

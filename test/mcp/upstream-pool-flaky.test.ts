@@ -128,12 +128,15 @@ describe('flaky server', () => {
     expect(progress[0]).toMatchObject({ progress: 1, total: 7 });
   });
 
-  it('…but not past max_total_timeout_ms', async () => {
+  // With a controller of its own (CallOptions.controller) the limit aborts that controller itself: still a
+  // timeout, not a cancellation.
+  it.each(['no signal', 'controller'] as const)('…but not past max_total_timeout_ms (%s)', async (via) => {
     const before4 = (await stats(4)).cancellations;
+    const controller = via === 'controller' ? new AbortController() : undefined;
     const started = performance.now();
-    await expect(t.pool.callTool(4, 'sleep', { ms: 5_000, progressEvery: 100 })).rejects.toMatchObject({
-      code: 'SB_ERR_UPSTREAM_TIMEOUT',
-    });
+    await expect(
+      t.pool.callTool(4, 'sleep', { ms: 5_000, progressEvery: 100 }, { controller, clientId: via }),
+    ).rejects.toMatchObject({ code: 'SB_ERR_UPSTREAM_TIMEOUT' });
     const took = performance.now() - started;
     // Cut at the total, not when the 5 s sleep ended.
     expect(took).toBeGreaterThan(950);
@@ -143,6 +146,9 @@ describe('flaky server', () => {
       async () => (await stats(4)).cancellations === before4 + 1,
       'cancellation seen by the server',
     );
+    const event = t.events.findLast((e) => e.serverId === 4 && e.clientId === via);
+    expect(event).toMatchObject({ outcome: 'timeout', ok: false, errorCode: 'SB_ERR_UPSTREAM_TIMEOUT' });
+    if (controller) expect(controller.signal.aborted).toBe(true);
   });
 
   it('a server that does not answer times out with SB_ERR_UPSTREAM_TIMEOUT', async () => {
@@ -154,33 +160,36 @@ describe('flaky server', () => {
     expect(event).toMatchObject({ outcome: 'timeout', ok: false, errorCode: 'SB_ERR_UPSTREAM_TIMEOUT' });
   });
 
-  it("a caller's abort cancels the upstream request (notifications/cancelled reaches the server)", async () => {
-    const { cancellations } = await stats(1);
-    const ac = new AbortController();
-    const started = performance.now();
-    const call = t.pool.callTool(
-      1,
-      'sleep',
-      { ms: 10_000 },
-      { signal: ac.signal, source: 'rest', clientId: 'c1' },
-    );
-    setTimeout(() => ac.abort(), 150);
-    await expect(call).rejects.toMatchObject({ code: 'SB_ERR_CANCELLED' });
-    // Answered on the abort, not when the 10 s sleep ended.
-    expect(performance.now() - started).toBeLessThan(10_000);
-    await waitFor(
-      async () => (await stats(1)).cancellations === cancellations + 1,
-      'cancellation seen by the server',
-    );
-    const event = t.events.findLast((e) => e.serverId === 1 && e.toolName === 'sleep');
-    expect(event).toMatchObject({
-      outcome: 'cancelled',
-      ok: false,
-      errorCode: 'SB_ERR_CANCELLED',
-      source: 'rest',
-      clientId: 'c1',
-    });
-  });
+  it.each(['signal', 'controller'] as const)(
+    "a caller's abort cancels the upstream request (notifications/cancelled reaches the server; %s)",
+    async (via) => {
+      const { cancellations } = await stats(1);
+      const ac = new AbortController();
+      const started = performance.now();
+      const call = t.pool.callTool(
+        1,
+        'sleep',
+        { ms: 10_000 },
+        { ...(via === 'signal' ? { signal: ac.signal } : { controller: ac }), source: 'rest', clientId: via },
+      );
+      setTimeout(() => ac.abort(), 150);
+      await expect(call).rejects.toMatchObject({ code: 'SB_ERR_CANCELLED' });
+      // Answered on the abort, not when the 10 s sleep ended.
+      expect(performance.now() - started).toBeLessThan(10_000);
+      await waitFor(
+        async () => (await stats(1)).cancellations === cancellations + 1,
+        'cancellation seen by the server',
+      );
+      const event = t.events.findLast((e) => e.serverId === 1 && e.toolName === 'sleep');
+      expect(event).toMatchObject({
+        outcome: 'cancelled',
+        ok: false,
+        errorCode: 'SB_ERR_CANCELLED',
+        source: 'rest',
+        clientId: via,
+      });
+    },
+  );
 
   it('a tool error is returned as a result, classified tool_error (not a success)', async () => {
     const { result, outcome, ok } = await t.pool.callTool(1, 'fail', {}, { streamId: 's1', bundleId: 'b1' });
