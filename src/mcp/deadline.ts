@@ -12,22 +12,17 @@ export interface Deadline {
 
 export function deadline(parent: AbortSignal | undefined, ms: number, reason: string): Deadline {
   const controller = new AbortController();
-  let expired = false;
-  const timer = setTimeout(() => {
-    expired = true;
-    controller.abort(reason);
-  }, ms);
-  timer.unref();
   const onAbort = () => controller.abort(parent?.reason);
   if (parent?.aborted) onAbort();
   else parent?.addEventListener('abort', onAbort, { once: true });
+  const timed = deadlineOn(controller, ms, reason);
   return {
-    signal: controller.signal,
+    signal: timed.signal,
     get expired() {
-      return expired;
+      return timed.expired;
     },
     dispose() {
-      clearTimeout(timer);
+      timed.dispose();
       parent?.removeEventListener('abort', onAbort);
     },
   };
