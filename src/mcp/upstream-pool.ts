@@ -147,6 +147,11 @@ interface RunHolder {
   timedOut?: boolean;
 }
 
+/** The caller's signal aborted, and not by the pool's own time limit on the caller's controller. */
+function cancelledByCaller(signal: AbortSignal | undefined, holder: RunHolder): boolean {
+  return signal?.aborted === true && !holder.timedOut;
+}
+
 /** What identical calls waiting on a call are answered with: its result (as JSON: each gets a copy) or error. */
 type SharedAnswer =
   | { json: string; outcome: ToolCallResult['outcome']; ok: boolean }
@@ -339,7 +344,7 @@ export class UpstreamPool {
     } catch (err) {
       const c = classifyError(err, {
         what,
-        cancelled: opts.signal?.aborted === true && !holder.timedOut,
+        cancelled: cancelledByCaller(opts.signal, holder),
         closing: this.#closing !== undefined,
       });
       // A cancellation is this caller's own: the calls waiting on it go and ask for themselves.
@@ -666,7 +671,7 @@ export class UpstreamPool {
     } catch (err) {
       const c = classifyError(err, {
         what,
-        cancelled: opts.signal?.aborted === true && !holder.timedOut,
+        cancelled: cancelledByCaller(opts.signal, holder),
         closing: this.#closing !== undefined,
       });
       this.#observe(holder.entry, method, c.outcome, performance.now() - started);
@@ -793,7 +798,7 @@ export class UpstreamPool {
         return value;
       } catch (err) {
         if (total.expired) holder.timedOut = true;
-        const c = classifyError(err, { what, cancelled: opts.signal?.aborted === true && !total.expired });
+        const c = classifyError(err, { what, cancelled: cancelledByCaller(opts.signal, holder) });
         if (c.connectionLost) {
           connections.discard(conn, c.error.message);
           if (!answered && !opts.signal?.aborted && !this.#closing) {

@@ -655,7 +655,7 @@ export class StreamService {
       if (!r.success) throw new HubError('SB_ERR_VALIDATION', `${kind} ${zodDetail(r.error)}`);
       return r.data;
     };
-    // Made only here: a tool call (nearly every message) needs no signal of its own (see CallOptions.controller).
+    // Read only here: a tool call (nearly every message) hands the pool the controller (CallOptions.controller).
     const { signal } = controller;
     const opts = { signal, onProgress };
     switch (type) {
